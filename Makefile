@@ -1,0 +1,36 @@
+# hoststate: `make run` starts the local stack, `make test` runs the test suite.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit bench crds check-crds controlplane venv clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# kube-apiserver, etcd and kubectl built from the Go module proxy, cached in ~/.cache/hoststate/bin/.
+controlplane:
+	bash scripts/build-control-plane.sh >/dev/null
+
+crds: $(STAMP)
+	$(PY) -m hoststate.resources.crd deploy/crds
+
+run: $(STAMP) controlplane
+	$(PY) -m hoststate.cli run
+
+test: $(STAMP) controlplane
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(PY) -m pytest -m "not cluster" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache

@@ -1,0 +1,4 @@
+"""hoststate: compute-host state for Kubernetes, the way Nova's force-down and host_status work."""
+
+API_GROUP = "hoststate.io"
+API_VERSION = "v1alpha1"

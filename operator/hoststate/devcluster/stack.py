@@ -1,0 +1,105 @@
+"""`make run`: the local stack in the foreground, stopped cleanly on Ctrl-C or SIGTERM.
+
+Starts the local control plane unless KUBECONFIG is given, applies the CRDs and the
+samples, and writes `.run/kubeconfig` and `.run/env` for other shells.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from .. import API_GROUP, API_VERSION
+from ..resources.crd import ALL_CRDS
+from . import REPO_ROOT, DevCluster, control_plane_bin_dir
+
+RUN_DIR = REPO_ROOT / ".run"
+CRD_DIR = REPO_ROOT / "deploy" / "crds"
+SAMPLES_DIR = REPO_ROOT / "deploy" / "samples"
+
+
+class Kubectl:
+    """The cached kubectl against one kubeconfig."""
+
+    def __init__(self, binary: Path, kubeconfig: Path) -> None:
+        self.binary = binary
+        self.kubeconfig = kubeconfig
+
+    def __call__(self, *args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [str(self.binary), f"--kubeconfig={self.kubeconfig}", *args],
+            text=True,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr or ''}")
+        return result
+
+
+def install_crds(kubectl: Kubectl, timeout: float = 60.0) -> None:
+    """Apply the CRDs; return once they serve and their OpenAPI is published (kubectl explain)."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(CRD_DIR))
+    kubectl("wait", "--for=condition=Established", f"--timeout={timeout:.0f}s", *(f"crd/{i.name}" for i in ALL_CRDS))
+    deadline = time.monotonic() + timeout
+    openapi = f"/openapi/v3/apis/{API_GROUP}/{API_VERSION}"
+    while kubectl("get", "--raw", openapi, check=False, capture=True).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{openapi} not published after {timeout}s")
+        time.sleep(0.1)
+
+
+def write_env(path: Path, values: dict[str, str]) -> None:
+    path.write_text("".join(f"export {key}={shlex.quote(value)}\n" for key, value in values.items()))
+    path.chmod(0o600)
+
+
+def run() -> int:
+    RUN_DIR.mkdir(exist_ok=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    bin_dir = control_plane_bin_dir()
+    cluster: DevCluster | None = None
+    given = os.environ.get("KUBECONFIG")
+    try:
+        if given:
+            kubeconfig = Path(given)
+            env = {"KUBECONFIG": str(kubeconfig)}
+            print(f"using the cluster of KUBECONFIG={given}")
+        else:
+            print("starting the local control plane (etcd + kube-apiserver on 127.0.0.1) ...")
+            cluster = DevCluster(bin_dir=bin_dir, workdir=RUN_DIR / "cluster")
+            cluster.start()
+            kubeconfig = RUN_DIR / "kubeconfig"
+            kubeconfig.write_text(cluster.kubeconfig.read_text())
+            kubeconfig.chmod(0o600)
+            env = {
+                "KUBECONFIG": str(kubeconfig),
+                "HOSTSTATE_API_SERVER": cluster.server,
+                "HOSTSTATE_ADMIN_TOKEN": cluster.admin_token,
+            }
+        env["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
+        write_env(RUN_DIR / "env", env)
+        kubectl = Kubectl(bin_dir / "kubectl", kubeconfig)
+        install_crds(kubectl)
+        kubectl("apply", "--server-side", "-f", str(SAMPLES_DIR))
+        print(
+            "\nhoststate is running. In another shell:\n"
+            f"  source {RUN_DIR / 'env'}\n"
+            "  kubectl get csvc\n"
+            "  kubectl get srv -A\n"
+            "Ctrl-C stops everything."
+        )
+        stop.wait()
+        print("stopping ...")
+        return 0
+    finally:
+        if cluster is not None:
+            cluster.stop()

@@ -1,0 +1,101 @@
+"""Server: a tenant's virtual machine as the facade shows it. Namespaced: the namespace is the project."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from .common import (
+    CONDITIONS_FIELD,
+    NOVA_HOST_MAX_LENGTH,
+    NOVA_HOST_PATTERN,
+    Condition,
+    HostStatusValue,
+    KubeModel,
+)
+
+# nova/compute/vm_states.py
+VmState = Literal[
+    "active",
+    "building",
+    "paused",
+    "suspended",
+    "stopped",
+    "rescued",
+    "resized",
+    "soft-delete",
+    "deleted",
+    "error",
+    "shelved",
+    "shelved_offloaded",
+]
+
+
+class Address(KubeModel):
+    """One address of the server on a network (Nova's `addresses` entries)."""
+
+    addr: str = Field(max_length=45, description="IPv4 or IPv6 address.")
+    version: Literal[4, 6] = Field(default=4, description="IP version, 4 or 6.")
+    type: Literal["fixed", "floating"] = Field(default="fixed", description="fixed or floating.")
+    mac_addr: str | None = Field(
+        default=None, pattern=r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$", description="MAC address of the port."
+    )
+
+
+class ServerSpec(KubeModel):
+    """Where the server runs and the VM fields Nova's API shows."""
+
+    host: str = Field(
+        default="",
+        max_length=NOVA_HOST_MAX_LENGTH,
+        pattern=NOVA_HOST_PATTERN,
+        description="Compute host the server runs on, as in its ComputeService's spec.host; empty when not placed.",
+    )
+    display_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="The server's name in Nova's API; metadata.name when absent.",
+    )
+    user_id: str | None = Field(default=None, max_length=255, description="Id of the user who owns the server.")
+    vm_state: VmState = Field(default="active", description="Nova's vm_state (active, stopped, error, ...).")
+    power_state: int = Field(
+        default=1, ge=0, le=7, description="Nova's power_state: 0 NOSTATE, 1 RUNNING, 3 PAUSED, 4 SHUTDOWN, 6 CRASHED, 7 SUSPENDED."
+    )
+    task_state: str | None = Field(default=None, max_length=255, description="Nova's task_state; absent when idle.")
+    availability_zone: str | None = Field(default=None, max_length=255, description="Availability zone of the server.")
+    flavor_id: str | None = Field(default=None, max_length=255, description="Flavor the server was built from.")
+    image_id: str | None = Field(default=None, max_length=255, description="Image the server was built from.")
+    key_name: str | None = Field(default=None, max_length=255, description="Key pair injected into the server.")
+    addresses: dict[str, list[Address]] | None = Field(
+        default=None, max_length=32, description="Addresses by network name."
+    )
+    metadata: dict[str, str] | None = Field(
+        default=None, max_length=128, description="Nova server metadata (key/value strings)."
+    )
+
+
+class ServerStatus(KubeModel):
+    """The host status the operator derived from the server's host."""
+
+    host_status: HostStatusValue | None = Field(
+        default=None,
+        description=(
+            "Nova's host_status: UP, UNKNOWN (heartbeat missing), DOWN (forced down), MAINTENANCE "
+            "(service disabled), or empty when the server has no host or its host no nova-compute service."
+        ),
+    )
+    host_status_changed_time: datetime | None = Field(default=None, description="When hostStatus last changed.")
+    conditions: list[Condition] | None = CONDITIONS_FIELD
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation this status was computed from."
+    )
+
+
+class Server(KubeModel):
+    """A tenant's server (virtual machine); its namespace is its project."""
+
+    spec: ServerSpec
+    status: ServerStatus | None = None
