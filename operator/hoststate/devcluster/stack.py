@@ -10,17 +10,22 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import yaml
+
 from .. import API_GROUP, API_VERSION
+from ..operator.config import DEFAULT_LEASE_NAMESPACE as LEASE_NAMESPACE
 from ..resources.crd import ALL_CRDS
-from . import REPO_ROOT, DevCluster, control_plane_bin_dir
+from . import REPO_ROOT, DevCluster, _die_with_parent, control_plane_bin_dir
 
 RUN_DIR = REPO_ROOT / ".run"
 CRD_DIR = REPO_ROOT / "deploy" / "crds"
 SAMPLES_DIR = REPO_ROOT / "deploy" / "samples"
+MANIFESTS_DIR = REPO_ROOT / "deploy" / "manifests"
 
 
 class Kubectl:
@@ -54,6 +59,51 @@ def install_crds(kubectl: Kubectl, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def sample_services() -> dict[str, list[str]]:
+    """binary -> hosts of the sample ComputeServices (one agent process per binary)."""
+    hosts: dict[str, list[str]] = {}
+    for path in sorted(SAMPLES_DIR.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "ComputeService":
+                spec = doc["spec"]
+                hosts.setdefault(spec.get("binary", "nova-compute"), []).append(spec["host"])
+    return hosts
+
+
+class Children:
+    """hoststate processes started by `make run`, stopped together."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, *args: str) -> None:
+        log = open(RUN_DIR / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hoststate.cli", *args],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
+        log.close()
+        self.procs.append((name, proc))
+        print(f"started {name} (pid {proc.pid}, log .run/{name}.log)")
+
+    def check(self) -> str | None:
+        """The name of a child that exited, if any."""
+        return next((name for name, proc in self.procs if proc.poll() is not None), None)
+
+    def stop(self) -> None:
+        for _, proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def write_env(path: Path, values: dict[str, str]) -> None:
     path.write_text("".join(f"export {key}={shlex.quote(value)}\n" for key, value in values.items()))
     path.chmod(0o600)
@@ -67,6 +117,7 @@ def run() -> int:
 
     bin_dir = control_plane_bin_dir()
     cluster: DevCluster | None = None
+    children: Children | None = None
     given = os.environ.get("KUBECONFIG")
     try:
         if given:
@@ -89,17 +140,30 @@ def run() -> int:
         write_env(RUN_DIR / "env", env)
         kubectl = Kubectl(bin_dir / "kubectl", kubeconfig)
         install_crds(kubectl)
+        kubectl("apply", "--server-side", "-f", str(MANIFESTS_DIR / "namespace.yaml"))
         kubectl("apply", "--server-side", "-f", str(SAMPLES_DIR))
+
+        children = Children({**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"})
+        children.start("operator", "operator", f"--lease-namespace={LEASE_NAMESPACE}")
+        for binary, hosts in sample_services().items():
+            children.start(f"agent-{binary}", "agent", f"--binary={binary}", f"--lease-namespace={LEASE_NAMESPACE}",
+                           *(f"--host={host}" for host in hosts))  # fmt: skip
         print(
             "\nhoststate is running. In another shell:\n"
             f"  source {RUN_DIR / 'env'}\n"
-            "  kubectl get csvc\n"
-            "  kubectl get srv -A\n"
+            "  kubectl get srv -A -w\n"
+            "  kubectl patch computeservice compute1.nova-compute --type merge -p '{\"spec\":{\"forcedDown\":true}}'\n"
             "Ctrl-C stops everything."
         )
-        stop.wait()
+        while not stop.wait(1):
+            exited = children.check()
+            if exited:
+                print(f"{exited} exited; see .run/{exited}.log. Stopping.")
+                return 1
         print("stopping ...")
         return 0
     finally:
+        if children is not None:
+            children.stop()
         if cluster is not None:
             cluster.stop()

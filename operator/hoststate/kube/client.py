@@ -7,6 +7,7 @@ aiohttp is what the generated async client does underneath, without the weight.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from multidict import CIMultiDict
 from .resources import Resource
 
 MERGE_PATCH = "application/merge-patch+json"
+TOO_MANY_REQUESTS_RETRIES = 5
 JSON_PATCH = "application/json-patch+json"
 
 
@@ -29,6 +31,7 @@ class ApiError(Exception):
         self.body = dict(body or {})
         self.reason = self.body.get("reason", "")
         self.message = self.body.get("message", "")
+        self.retry_after: float | None = None
         super().__init__(f"{method} {path}: {status} {self.reason}: {self.message}")
 
 
@@ -119,6 +122,25 @@ class KubeClient:
         data = None if body is None else json.dumps(body)
         if data is not None and content_type is None:
             content_type = "application/json"
+        for attempt in range(TOO_MANY_REQUESTS_RETRIES + 1):
+            try:
+                return await self._request_once(method, path, data, params, content_type, timeout)
+            except ApiError as error:
+                # 429: API Priority and Fairness, or a watch cache still initializing.
+                if error.status != 429 or attempt == TOO_MANY_REQUESTS_RETRIES:
+                    raise
+                await asyncio.sleep(min(error.retry_after or 0.2 * (attempt + 1), 2.0))
+        raise AssertionError("unreachable")
+
+    async def _request_once(
+        self,
+        method: str,
+        path: str,
+        data: str | None,
+        params: Mapping[str, str] | None,
+        content_type: str | None,
+        timeout: float | None,
+    ) -> dict[str, Any]:
         async with self.session.request(
             method,
             path.lstrip("/"),
@@ -133,7 +155,10 @@ class KubeClient:
             except ValueError:
                 decoded = {"message": payload.decode(errors="replace")[:500]}
             if response.status >= 400:
-                raise ApiError(response.status, decoded, method, path)
+                error = ApiError(response.status, decoded, method, path)
+                retry_after = response.headers.get("Retry-After", "")
+                error.retry_after = float(retry_after) if retry_after.isdigit() else None
+                raise error
             return decoded
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -165,7 +190,12 @@ class KubeClient:
         return await self.request("DELETE", resource.path(namespace, name))
 
     async def watch(
-        self, resource: Resource, resource_version: str, namespace: str | None = None, timeout_seconds: int = 300
+        self,
+        resource: Resource,
+        resource_version: str,
+        namespace: str | None = None,
+        timeout_seconds: int = 300,
+        label_selector: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events ({"type", "object"}) from `resource_version`, with bookmarks.
 
@@ -177,6 +207,8 @@ class KubeClient:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(timeout_seconds),
         }
+        if label_selector:
+            params["labelSelector"] = label_selector
         async with self.session.get(
             resource.path(namespace).lstrip("/"),
             params=params,

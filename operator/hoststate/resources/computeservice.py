@@ -127,3 +127,8 @@ NAME_RULE = cel(
     reason="FieldValueInvalid",
     fieldPath=".metadata.name",
 )
+
+
+def service_name(host: str, binary: str = DEFAULT_BINARY) -> str:
+    """The ComputeService (and Lease) name of (host, binary): what NAME_RULE demands."""
+    return f"{host.lower().replace('_', '-')}.{binary}"

@@ -1,0 +1,1 @@
+"""The Kopf operator: thin handlers over the Reconciler."""

@@ -1,0 +1,67 @@
+"""Runs at most one job per key at a time; asking again while it runs makes it run once more.
+
+This is how a burst of changes to one host becomes one fan-out (plus one catch-up pass),
+and how failed jobs are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+
+logger = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+BACKOFF = (0.2, 0.5, 1, 2, 5, 10, 30)
+
+
+class Coalescer:
+    def __init__(self, on_error: Callable[[Hashable, BaseException], None] | None = None) -> None:
+        self._running: dict[Hashable, asyncio.Task] = {}
+        self._again: set[Hashable] = set()
+        self._on_error = on_error
+
+    def request(self, key: Hashable, job: Job) -> None:
+        if key in self._running:
+            self._again.add(key)
+            return
+        self._running[key] = asyncio.create_task(self._run(key, job), name=f"job-{key}")
+
+    def busy(self) -> int:
+        return len(self._running)
+
+    async def drain(self) -> None:
+        while self._running:
+            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+    async def cancel(self) -> None:
+        for task in self._running.values():
+            task.cancel()
+        await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+    async def _run(self, key: Hashable, job: Job) -> None:
+        failures = 0
+        try:
+            while True:
+                self._again.discard(key)
+                try:
+                    await job()
+                    failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # retried with backoff; the periodic resync is the last resort
+                    if self._on_error is not None:
+                        self._on_error(key, error)
+                    if failures >= len(BACKOFF):
+                        logger.error("giving up on %s after %d attempts: %s", key, failures + 1, error)
+                        return
+                    delay = BACKOFF[failures]
+                    failures += 1
+                    logger.warning("%s failed (%s); retrying in %.1fs", key, error, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                if key not in self._again:
+                    return
+        finally:
+            self._running.pop(key, None)

@@ -1,0 +1,68 @@
+"""Operator settings, from flags with environment fallbacks (HOSTSTATE_*)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+from ..domain import effective_service_down_time
+
+DEFAULT_LEASE_NAMESPACE = "hoststate-system"
+HEARTBEAT_LABEL = "hoststate.io/heartbeat"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"HOSTSTATE_{name}", default)
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    service_down_time: float = 60.0
+    report_interval: float = 10.0
+    fanout_concurrency: int = 64
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    resync_period: float = 300.0
+    lease_namespace: str = DEFAULT_LEASE_NAMESPACE
+    log_format: str = "text"
+    metrics_port: int = 8080
+
+    @property
+    def down_time(self) -> float:
+        """The down time in force, after Nova's correction for a too-small value."""
+        return effective_service_down_time(self.service_down_time, self.report_interval)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = OperatorConfig()
+    parser.add_argument("--service-down-time", type=float, default=float(_env("SERVICE_DOWN_TIME", str(d.service_down_time))),
+                        help="seconds without heartbeat before a service is down (Nova's service_down_time)")  # fmt: skip
+    parser.add_argument("--report-interval", type=float, default=float(_env("REPORT_INTERVAL", str(d.report_interval))),
+                        help="the agents' heartbeat interval; a down time <= it becomes 2.5x it, as in Nova")  # fmt: skip
+    parser.add_argument("--fanout-concurrency", type=int, default=int(_env("FANOUT_CONCURRENCY", str(d.fanout_concurrency))),
+                        help="status patches in flight at once")  # fmt: skip
+    parser.add_argument("--namespace", dest="namespaces", action="append",
+                        default=[n for n in _env("NAMESPACES", "").split(",") if n],
+                        help="watch Servers only in this namespace (repeatable; default: all)")  # fmt: skip
+    parser.add_argument("--resync-period", type=float, default=float(_env("RESYNC_PERIOD", str(d.resync_period))),
+                        help="seconds between level-based resyncs of everything")  # fmt: skip
+    parser.add_argument("--lease-namespace", default=_env("LEASE_NAMESPACE", d.lease_namespace),
+                        help="namespace of the heartbeat Leases")  # fmt: skip
+    parser.add_argument("--log-format", choices=["text", "json"], default=_env("LOG_FORMAT", d.log_format))
+    parser.add_argument("--metrics-port", type=int, default=int(_env("METRICS_PORT", str(d.metrics_port))),
+                        help="port of /metrics and /healthz (0: off)")  # fmt: skip
+
+
+def from_arguments(args: argparse.Namespace) -> OperatorConfig:
+    if args.service_down_time <= 0 or args.report_interval <= 0 or args.fanout_concurrency < 1:
+        raise SystemExit("--service-down-time, --report-interval and --fanout-concurrency must be positive")
+    return OperatorConfig(
+        service_down_time=args.service_down_time,
+        report_interval=args.report_interval,
+        fanout_concurrency=args.fanout_concurrency,
+        namespaces=tuple(args.namespaces),
+        resync_period=args.resync_period,
+        lease_namespace=args.lease_namespace,
+        log_format=args.log_format,
+        metrics_port=args.metrics_port,
+    )

@@ -1,0 +1,89 @@
+"""Kubernetes Events, posted in the background so that they never slow a fan-out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ..kube import EVENTS, ApiError, KubeClient
+from .status import rfc3339
+
+logger = logging.getLogger(__name__)
+
+# Events of cluster-scoped objects go where kubectl describe looks for them.
+CLUSTER_EVENTS_NAMESPACE = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+    namespace: str | None = None
+
+
+class EventRecorder:
+    """A bounded queue drained by a few workers; drops (and counts) what does not fit."""
+
+    def __init__(self, client: KubeClient, component: str, *, workers: int = 4, capacity: int = 10_000) -> None:
+        self._client = client
+        self._component = component
+        self._instance = socket.gethostname()
+        self._queue: asyncio.Queue[dict] = asyncio.Queue(maxsize=capacity)
+        self._workers = workers
+        self._tasks: list[asyncio.Task] = []
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._drain(), name=f"events-{i}") for i in range(self._workers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def flush(self) -> None:
+        await self._queue.join()
+
+    def record(self, ref: ObjectRef, reason: str, message: str, *, warning: bool = False) -> None:
+        now = datetime.now(UTC)
+        namespace = ref.namespace or CLUSTER_EVENTS_NAMESPACE
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{ref.name}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": ref.api_version,
+                "kind": ref.kind,
+                "name": ref.name,
+                "uid": ref.uid,
+                **({"namespace": ref.namespace} if ref.namespace else {}),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": self._component},
+            "reportingComponent": f"hoststate.io/{self._component}",
+            "reportingInstance": self._instance,
+            "firstTimestamp": rfc3339(now),
+            "lastTimestamp": rfc3339(now),
+            "count": 1,
+        }
+        try:
+            self._queue.put_nowait(body)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _drain(self) -> None:
+        while True:
+            body = await self._queue.get()
+            try:
+                await self._client.create(EVENTS, body, namespace=body["metadata"]["namespace"])
+            except (ApiError, OSError, asyncio.TimeoutError) as error:
+                logger.warning("could not post event %s: %s", body["reason"], error)
+            finally:
+                self._queue.task_done()

@@ -1,0 +1,288 @@
+"""The operator's logic: from watch events and heartbeat deadlines to status writes.
+
+Handlers feed it events; it keeps the indexes, one heartbeat timer per service, and
+schedules status writes through coalescers (one job per service, per host fan-out and
+per server at a time). Everything is level-based: each job recomputes the desired value
+when it runs, so a burst of changes converges to the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Hashable
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import API_GROUP, API_VERSION
+from ..domain import HostStatus, heartbeat_deadline, host_status, service_view
+from ..kube import COMPUTE_SERVICES, SERVERS, ApiError, KubeClient
+from .coalescer import Coalescer
+from .config import OperatorConfig
+from .events import EventRecorder, ObjectRef
+from .state import ServerIndex, ServerKey, ServerRecord, ServiceIndex, ServiceRecord, parse_time
+from .status import server_status_patch, service_status_is_current, service_status_patch
+
+logger = logging.getLogger(__name__)
+API = f"{API_GROUP}/{API_VERSION}"
+
+# A timer fires this long after the deadline: liveness is `age <= down time`, so at the
+# deadline itself the service is still up.
+TIMER_SLACK = 0.005
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        client: KubeClient,
+        config: OperatorConfig,
+        events: EventRecorder,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        on_error: Callable[[Hashable, BaseException], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.events = events
+        self.clock = clock
+        self.services = ServiceIndex()
+        self.servers = ServerIndex()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._patches = asyncio.Semaphore(config.fanout_concurrency)
+        self._jobs = Coalescer(on_error=on_error)
+        self.on_fanout: Callable[[str, int, float], None] | None = None  # metrics hook: host, patched, seconds
+        self.on_server_patch: Callable[[float], None] | None = None
+
+    # -- what things should be ------------------------------------------------
+    def desired_host_status(self, host: str) -> HostStatus:
+        if not host:
+            return HostStatus.NONE
+        service = self.services.compute_service(host)
+        if service is None:
+            return HostStatus.NONE
+        return host_status(self.services.facts(service, self.clock(), self.config.down_time))
+
+    # -- ComputeServices --------------------------------------------------------
+    def service_seen(self, body: dict[str, Any]) -> None:
+        record = ServiceRecord.from_body(body)
+        known = self.services.by_name.get(record.name)
+        if known is not None and known.uid == record.uid:
+            if record.resource_version is not None and known.resource_version is not None:
+                if record.resource_version < known.resource_version:
+                    return  # an event older than our own status write
+        self.services.upsert(record)
+        self._service_changed(record.name, record.host)
+
+    def service_deleted(self, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        record = self.services.remove(name)
+        self._cancel_timer(name)
+        if record is not None and record.is_compute:
+            self.request_fanout(record.host)
+
+    def _service_changed(self, name: str, host: str) -> None:
+        self._schedule_deadline(name)
+        self._jobs.request(("service", name), lambda: self._write_service_status(name))
+        record = self.services.by_name.get(name)
+        if record is not None and record.is_compute:
+            self.request_fanout(host)
+
+    # -- heartbeats ----------------------------------------------------------------
+    def heartbeat(self, name: str, renewed: datetime) -> None:
+        previous = self.services.heartbeats.get(name)
+        if previous == renewed:
+            return
+        self.services.heartbeats[name] = renewed
+        record = self.services.by_name.get(name)
+        if record is None:
+            return  # the agent started before its service exists: kept for when it comes
+        was_up = previous is not None and self._is_up(record, previous)
+        if was_up:
+            self._schedule_deadline(name)  # still up: only the deadline moves
+        else:
+            self._service_changed(name, record.host)
+
+    def heartbeat_gone(self, name: str) -> None:
+        if self.services.heartbeats.pop(name, None) is None:
+            return
+        record = self.services.by_name.get(name)
+        if record is not None:
+            self._service_changed(name, record.host)
+
+    def _is_up(self, record: ServiceRecord, heartbeat: datetime) -> bool:
+        age = (self.clock() - heartbeat).total_seconds()
+        return not record.forced_down and abs(age) <= self.config.down_time
+
+    def _schedule_deadline(self, name: str) -> None:
+        self._cancel_timer(name)
+        record = self.services.by_name.get(name)
+        if record is None:
+            return
+        deadline = heartbeat_deadline(self.services.last_heartbeat(record), self.config.down_time)
+        if deadline is None:
+            return
+        delay = (deadline - self.clock()).total_seconds()
+        if delay < 0:
+            return  # already past: the status job that runs now sees it down
+        loop = asyncio.get_running_loop()
+        self._timers[name] = loop.call_later(delay + TIMER_SLACK, self._deadline_passed, name)
+
+    def _deadline_passed(self, name: str) -> None:
+        self._timers.pop(name, None)
+        record = self.services.by_name.get(name)
+        if record is not None:
+            logger.info("heartbeat of %s is older than %ss", name, self.config.down_time)
+            self._service_changed(name, record.host)
+
+    def _cancel_timer(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    # -- ComputeService status ---------------------------------------------------------
+    async def _write_service_status(self, name: str) -> None:
+        record = self.services.by_name.get(name)
+        if record is None:
+            return
+        now = self.clock()
+        view = service_view(self.services.facts(record, now, self.config.down_time))
+        if service_status_is_current(record.status, view, record.generation, record.forced_down):
+            return
+        before = dict(record.status)
+        patch = service_status_patch(
+            record.status,
+            view,
+            generation=record.generation,
+            forced_down=record.forced_down,
+            last_heartbeat=self.services.last_heartbeat(record),
+            now=now,
+        )
+        try:
+            answer = await self.client.patch(COMPUTE_SERVICES, name, patch, subresource="status")
+        except ApiError as error:
+            if error.status == 404:
+                return  # deleted meanwhile
+            raise
+        current = self.services.by_name.get(name)
+        if current is not None and current.uid == answer["metadata"].get("uid"):
+            current.status = dict(answer.get("status") or {})
+            current.resource_version = ServiceRecord.from_body(answer).resource_version
+        self._record_service_transition(record, before, view)
+
+    def _record_service_transition(self, record: ServiceRecord, before: dict[str, Any], view: Any) -> None:
+        ref = ObjectRef(API, "ComputeService", record.name, record.uid)
+        if before.get("state") != view.state:
+            cause = "forced down" if record.forced_down else (
+                "heartbeat fresh" if view.state == "up" else f"no heartbeat for {self.config.down_time:g}s"
+            )  # fmt: skip
+            logger.info("service %s is %s (%s)", record.name, view.state, cause)
+            self.events.record(
+                ref, "ServiceUp" if view.state == "up" else "ServiceDown",
+                f"service {record.name} is {view.state}: {cause}", warning=view.state == "down",
+            )  # fmt: skip
+        if before.get("hostStatus") != view.host_status.value:
+            self.events.record(
+                ref, "HostStatusChanged",
+                f"host {record.host} is {view.host_status.value or 'unset'} (was {before.get('hostStatus') or 'unset'})",
+                warning=view.host_status in (HostStatus.DOWN, HostStatus.UNKNOWN),
+            )  # fmt: skip
+
+    # -- Servers --------------------------------------------------------------------------
+    def server_seen(self, body: dict[str, Any]) -> None:
+        record = self.servers.upsert(ServerRecord.from_body(body))
+        if record is not None and record.host_status != self.desired_host_status(record.host).value:
+            key = record.key
+            self._jobs.request(("server", key), lambda: self._patch_server(key))
+
+    def server_deleted(self, body: dict[str, Any]) -> None:
+        self.servers.remove((body["metadata"]["namespace"], body["metadata"]["name"]))
+
+    def request_fanout(self, host: str) -> None:
+        self._jobs.request(("host", host), lambda: self._fanout(host))
+
+    async def _fanout(self, host: str) -> None:
+        started = asyncio.get_running_loop().time()
+        desired = self.desired_host_status(host).value
+        stale = [record.key for record in self.servers.on_host(host) if record.host_status != desired]
+        if not stale:
+            return
+        results = await asyncio.gather(*(self._patch_server(key) for key in stale), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if self.on_fanout is not None:
+            self.on_fanout(host, len(stale) - len(failures), asyncio.get_running_loop().time() - started)
+        if failures:
+            raise RuntimeError(f"{len(failures)} of {len(stale)} servers on {host} not patched: {failures[0]}")
+
+    async def _patch_server(self, key: ServerKey) -> None:
+        async with self._patches:
+            record = self.servers.by_key.get(key)
+            if record is None:
+                return
+            desired = self.desired_host_status(record.host).value
+            if record.host_status == desired:
+                return
+            previous = record.host_status
+            started = asyncio.get_running_loop().time()
+            try:
+                answer = await self.client.patch(
+                    SERVERS, key[1], server_status_patch(desired, record.generation, self.clock()),
+                    namespace=key[0], subresource="status",
+                )  # fmt: skip
+            except ApiError as error:
+                if error.status == 404:
+                    self.servers.remove(key)
+                    return
+                raise
+            if self.on_server_patch is not None:
+                self.on_server_patch(asyncio.get_running_loop().time() - started)
+        self.servers.upsert(ServerRecord.from_body(answer))
+        self._record_server_transition(record, previous or "", desired)
+
+    def _record_server_transition(self, record: ServerRecord, previous: str, desired: str) -> None:
+        ref = ObjectRef(API, "Server", record.key[1], record.uid, namespace=record.key[0])
+        if record.host and desired == HostStatus.NONE and self.services.compute_service(record.host) is None:
+            logger.warning("server %s/%s is on host %r, which has no nova-compute service", *record.key, record.host)
+            self.events.record(
+                ref, "UnknownHost", f"host {record.host} has no nova-compute ComputeService; host status unset",
+                warning=True,
+            )  # fmt: skip
+            return
+        self.events.record(
+            ref, "HostStatusChanged",
+            f"host {record.host or '(none)'} is {desired or 'unset'} (was {previous or 'unset'})",
+            warning=desired in (HostStatus.DOWN, HostStatus.UNKNOWN),
+        )  # fmt: skip
+
+    # -- level-based repair -------------------------------------------------------------------
+    def resync(self) -> None:
+        """Recheck everything: every service's status, every host's servers."""
+        for name, record in list(self.services.by_name.items()):
+            self._service_changed(name, record.host)
+        for host in self.servers.hosts():
+            self.request_fanout(host)
+
+    def pending_jobs(self) -> int:
+        return self._jobs.busy()
+
+    async def stop(self) -> None:
+        for name in list(self._timers):
+            self._cancel_timer(name)
+        await self._jobs.cancel()
+
+
+def lease_heartbeat(body: dict[str, Any]) -> datetime:
+    """A heartbeat Lease's renewTime; ValueError with a readable reason when it has none."""
+    spec = body.get("spec") or {}
+    renewed = spec.get("renewTime")
+    if not renewed:
+        raise ValueError("spec.renewTime is missing")
+    try:
+        moment = parse_time(renewed)
+    except ValueError as error:
+        raise ValueError(f"spec.renewTime {renewed!r} is not an RFC 3339 time") from error
+    assert moment is not None
+    return moment

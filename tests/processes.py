@@ -1,0 +1,77 @@
+"""hoststate processes (operator, agent) run as real subprocesses against the test cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T], timeout: float = 30, interval: float = 0.05, what: str = "") -> T:
+    """Poll `probe` until it returns something truthy; fail with its last answer."""
+    deadline = time.monotonic() + timeout
+    last: T = probe()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}: last {last!r}")
+        time.sleep(interval)
+        last = probe()
+    return last
+
+
+class HoststateProcess:
+    """`hoststate <args>` in the background, its output in a log file."""
+
+    def __init__(self, args: list[str], kubeconfig: Path, name: str) -> None:
+        self.args = args
+        self.kubeconfig = kubeconfig
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(tempfile.mkstemp(prefix=f"hoststate-{name}-", suffix=".log")[1])
+
+    def start(self) -> HoststateProcess:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hoststate.cli", *self.args],
+                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float = 30) -> None:
+        def seen() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
+            return text in self.output()
+
+        wait_for(seen, timeout=timeout, what=f"{self.name} to print {text!r}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
