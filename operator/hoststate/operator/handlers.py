@@ -14,6 +14,7 @@ import kopf
 
 from .. import API_GROUP, API_VERSION
 from ..kube import COMPUTE_SERVICES, KubeClient
+from ..metrics import OperatorMetrics, serve_metrics
 from .events import EventRecorder
 from .leases import LeaseWatcher
 from .reconciler import Reconciler
@@ -32,7 +33,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     client = KubeClient(max_connections=config.fanout_concurrency + 8)
     events = EventRecorder(client, "operator")
     events.start()
-    reconciler = Reconciler(client, config, events)
+    metrics = OperatorMetrics()
+    reconciler = Reconciler(client, config, events, metrics)
+    metrics.watch(reconciler)
     leases = LeaseWatcher(client, reconciler, config.lease_namespace)
 
     # Heartbeats, then services, before Kopf starts the watches: the first Server events
@@ -46,6 +49,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         asyncio.create_task(leases.run(lease_version), name="lease-watch"),
         asyncio.create_task(_resync_forever(reconciler, config.resync_period), name="resync"),
     ]
+    if config.metrics_port:
+        memo.http = await serve_metrics(
+            metrics.registry, config.metrics_port, healthy=lambda: not any(t.done() for t in memo.tasks)
+        )
     logger.info(
         "hoststate operator started: down time %gs, fan-out concurrency %d, leases in %s",
         config.down_time, config.fanout_concurrency, config.lease_namespace,
@@ -63,6 +70,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     for task in memo.get("tasks", []):
         task.cancel()
     await asyncio.gather(*memo.get("tasks", []), return_exceptions=True)
+    if "http" in memo:
+        await memo.http.cleanup()
     if "reconciler" in memo:
         await memo.reconciler.stop()
         events: EventRecorder = memo.events

@@ -17,6 +17,7 @@ from typing import Any
 from .. import API_GROUP, API_VERSION
 from ..domain import HostStatus, heartbeat_deadline, host_status, service_view
 from ..kube import COMPUTE_SERVICES, SERVERS, ApiError, KubeClient
+from ..metrics import OperatorMetrics
 from .coalescer import Coalescer
 from .config import OperatorConfig
 from .events import EventRecorder, ObjectRef
@@ -41,22 +42,25 @@ class Reconciler:
         client: KubeClient,
         config: OperatorConfig,
         events: EventRecorder,
+        metrics: OperatorMetrics,
         *,
         clock: Callable[[], datetime] = utcnow,
-        on_error: Callable[[Hashable, BaseException], None] | None = None,
     ) -> None:
         self.client = client
         self.config = config
         self.events = events
+        self.metrics = metrics
         self.clock = clock
         self.services = ServiceIndex()
         self.servers = ServerIndex()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._patches = asyncio.Semaphore(config.fanout_concurrency)
-        self._jobs = Coalescer(on_error=on_error)
-        self.on_fanout: Callable[[str, int, float], None] | None = None  # metrics hook: host, patched, seconds
-        self.on_server_patch: Callable[[float], None] | None = None
+        self._jobs = Coalescer(on_error=self._count_error)
+        self._fanout_since: dict[str, float] = {}  # host -> when its change was first observed
 
+    def _count_error(self, key: Hashable, error: BaseException) -> None:
+        kind = key[0] if isinstance(key, tuple) else "other"
+        self.metrics.reconcile_errors.labels(kind=kind).inc()
     # -- what things should be ------------------------------------------------
     def desired_host_status(self, host: str) -> HostStatus:
         if not host:
@@ -136,6 +140,7 @@ class Reconciler:
         record = self.services.by_name.get(name)
         if record is not None:
             logger.info("heartbeat of %s is older than %ss", name, self.config.down_time)
+            self.metrics.heartbeat_expiries.inc()
             self._service_changed(name, record.host)
 
     def _cancel_timer(self, name: str) -> None:
@@ -202,19 +207,23 @@ class Reconciler:
         self.servers.remove((body["metadata"]["namespace"], body["metadata"]["name"]))
 
     def request_fanout(self, host: str) -> None:
+        self._fanout_since.setdefault(host, asyncio.get_running_loop().time())
         self._jobs.request(("host", host), lambda: self._fanout(host))
 
     async def _fanout(self, host: str) -> None:
-        started = asyncio.get_running_loop().time()
         desired = self.desired_host_status(host).value
         stale = [record.key for record in self.servers.on_host(host) if record.host_status != desired]
         if not stale:
+            self._fanout_since.pop(host, None)
             return
         results = await asyncio.gather(*(self._patch_server(key) for key in stale), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
-        if self.on_fanout is not None:
-            self.on_fanout(host, len(stale) - len(failures), asyncio.get_running_loop().time() - started)
-        if failures:
+        self.metrics.fanout_servers.inc(len(stale) - len(failures))
+        if not failures:
+            since = self._fanout_since.pop(host, None)
+            if since is not None:
+                self.metrics.fanout_duration.observe(asyncio.get_running_loop().time() - since)
+        else:
             raise RuntimeError(f"{len(failures)} of {len(stale)} servers on {host} not patched: {failures[0]}")
 
     async def _patch_server(self, key: ServerKey) -> None:
@@ -237,8 +246,7 @@ class Reconciler:
                     self.servers.remove(key)
                     return
                 raise
-            if self.on_server_patch is not None:
-                self.on_server_patch(asyncio.get_running_loop().time() - started)
+            self.metrics.status_patch_duration.observe(asyncio.get_running_loop().time() - started)
         self.servers.upsert(ServerRecord.from_body(answer))
         self._record_server_transition(record, previous or "", desired)
 

@@ -1,0 +1,129 @@
+"""Prometheus metrics of the operator and the facade (names follow Prometheus conventions).
+
+Per-service and per-status gauges are computed at scrape time from the operator's
+indexes (a custom collector), so the hot path does no metric bookkeeping for them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .operator.reconciler import Reconciler
+
+# Fan-out of a host change to its servers: 1 ms .. 60 s.
+FANOUT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0)
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+SERVICE_LABELS = ("host", "binary", "zone")
+HOST_STATUSES = ("UP", "UNKNOWN", "DOWN", "MAINTENANCE", "")
+
+
+class OperatorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.fanout_duration = Histogram(
+            "hoststate_fanout_duration_seconds",
+            "From a host change being observed to the last of its servers patched.",
+            buckets=FANOUT_BUCKETS,
+            registry=self.registry,
+        )
+        self.fanout_servers = Counter(
+            "hoststate_fanout_servers_patched_total", "Server statuses patched by fan-outs.", registry=self.registry
+        )
+        self.status_patch_duration = Histogram(
+            "hoststate_status_patch_duration_seconds",
+            "Latency of one Server status patch.",
+            buckets=REQUEST_BUCKETS,
+            registry=self.registry,
+        )
+        self.reconcile_errors = Counter(
+            "hoststate_reconcile_errors_total",
+            "Failed reconcile jobs (retried with backoff), by what was reconciled.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.heartbeat_expiries = Counter(
+            "hoststate_heartbeat_expiries_total", "Services whose heartbeat deadline passed.", registry=self.registry
+        )
+
+    def watch(self, reconciler: Reconciler) -> None:
+        """Export the reconciler's indexes as gauges, computed at scrape time."""
+        self.registry.register(IndexCollector(reconciler))
+
+
+class IndexCollector(Collector):
+    def __init__(self, reconciler: Reconciler) -> None:
+        self.reconciler = reconciler
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        services = self.reconciler.services
+        now = datetime.now(UTC)
+        down_time = self.reconciler.config.down_time
+        up = GaugeMetricFamily("hoststate_service_up", "1 when the service is up (Nova's state).", labels=SERVICE_LABELS)
+        forced = GaugeMetricFamily("hoststate_service_forced_down", "1 when the service is forced down.", labels=SERVICE_LABELS)
+        disabled = GaugeMetricFamily("hoststate_service_disabled", "1 when the service is disabled.", labels=SERVICE_LABELS)
+        heartbeat = GaugeMetricFamily(
+            "hoststate_service_last_heartbeat_timestamp_seconds",
+            "Unix time of the service's last heartbeat (its creation time if it never reported).",
+            labels=SERVICE_LABELS,
+        )
+        for record in services.by_name.values():
+            labels = [record.host, record.binary, record.zone]
+            facts = services.facts(record, now, down_time)
+            up.add_metric(labels, 1.0 if facts.up else 0.0)
+            forced.add_metric(labels, 1.0 if record.forced_down else 0.0)
+            disabled.add_metric(labels, 1.0 if record.disabled else 0.0)
+            heartbeat.add_metric(labels, services.last_heartbeat(record).timestamp())
+        yield from (up, forced, disabled, heartbeat)
+
+        servers = GaugeMetricFamily(
+            "hoststate_servers", "Servers by the host status they show.", labels=["host_status"]
+        )
+        tally = Tally(record.host_status or "" for record in self.reconciler.servers.by_key.values())
+        for value in HOST_STATUSES:
+            servers.add_metric([value], float(tally.get(value, 0)))
+        yield servers
+
+
+class FacadeMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "hoststate_facade_requests_total",
+            "Nova facade requests, by route (the pattern, not the URL), method and status code.",
+            ["route", "method", "code"],
+            registry=self.registry,
+        )
+        self.request_duration = Histogram(
+            "hoststate_facade_request_duration_seconds",
+            "Nova facade request latency, by route and method.",
+            ["route", "method"],
+            buckets=REQUEST_BUCKETS,
+            registry=self.registry,
+        )
+
+
+async def serve_metrics(registry: CollectorRegistry, port: int, healthy: Callable[[], bool]) -> web.AppRunner:
+    """/metrics and /healthz on 0.0.0.0:`port` (the pod's probes and Prometheus scrape it)."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok") if healthy() else web.Response(status=503, text="unhealthy")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
