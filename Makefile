@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit bench crds check-crds controlplane venv clean
+.PHONY: run test unit lint bench crds controlplane venv clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -28,6 +28,9 @@ run: $(STAMP) controlplane
 
 test: $(STAMP) controlplane
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check operator tests bench
 
 unit: $(STAMP)
 	$(PY) -m pytest -m "not cluster" $(PYTEST_ARGS)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
-from hoststate.devcluster import DevCluster
+from hoststate.devcluster import DevCluster, free_port
 from tests.processes import HoststateProcess
 
 DOWN_TIME = 3.0  # seconds; the agents in these tests beat every second
@@ -21,9 +21,11 @@ class Operator:
     def __init__(self, cluster: DevCluster) -> None:
         self.cluster = cluster
         self.process: HoststateProcess | None = None
+        self.metrics_port = 0
 
     def start(self, *extra_args: str) -> HoststateProcess:
         self.stop()
+        self.metrics_port = free_port()
         self.process = HoststateProcess(
             [
                 "operator",
@@ -31,7 +33,7 @@ class Operator:
                 f"--report-interval={REPORT_INTERVAL}",
                 f"--lease-namespace={LEASE_NAMESPACE}",
                 "--resync-period=30",
-                "--metrics-port=0",
+                f"--metrics-port={self.metrics_port}",
                 *extra_args,
             ],
             self.cluster.kubeconfig,
@@ -39,6 +41,10 @@ class Operator:
         ).start()
         self.process.wait_for_output("hoststate operator started")
         return self.process
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def ensure_running(self) -> HoststateProcess:
         if self.process is None or not self.process.running:

@@ -7,46 +7,28 @@ heartbeats to Leases for the same reason (cheap, and no churn on the real object
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from datetime import UTC, datetime
 
 from ..kube import LEASES, ApiError, KubeClient
-from ..operator.config import HEARTBEAT_LABEL
-from ..operator.status import rfc3339_micro
 from ..resources.computeservice import service_name
+from ..resources.lease import heartbeat_lease, renewal_patch
 
 logger = logging.getLogger("hoststate.agent")
-
-
-def lease_body(host: str, binary: str, now: datetime, duration: int) -> dict:
-    return {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {
-            "name": service_name(host, binary),
-            "labels": {HEARTBEAT_LABEL: "true", "hoststate.io/binary": binary},
-        },
-        "spec": {
-            "holderIdentity": host,
-            "leaseDurationSeconds": duration,
-            "acquireTime": rfc3339_micro(now),
-            "renewTime": rfc3339_micro(now),
-        },
-    }
 
 
 async def renew(client: KubeClient, namespace: str, host: str, binary: str, duration: int) -> None:
     """Renew the service's Lease, creating it when missing."""
     now = datetime.now(UTC)
     name = service_name(host, binary)
-    patch = {"spec": {"holderIdentity": host, "renewTime": rfc3339_micro(now), "leaseDurationSeconds": duration}}
     try:
-        await client.patch(LEASES, name, patch, namespace=namespace)
+        await client.patch(LEASES, name, renewal_patch(host, now, duration), namespace=namespace)
     except ApiError as error:
         if error.status != 404:
             raise
-        await client.create(LEASES, lease_body(host, binary, now, duration), namespace=namespace)
+        await client.create(LEASES, heartbeat_lease(host, binary, now, duration), namespace=namespace)
         logger.info("created heartbeat Lease %s/%s", namespace, name)
 
 
@@ -58,10 +40,8 @@ async def heartbeat_forever(
             await renew(client, namespace, host, binary, duration)
         except Exception as error:  # a missed beat is logged; the next one may succeed
             logger.warning("heartbeat of %s.%s failed: %s", host, binary, error)
-        try:
+        with contextlib.suppress(TimeoutError):  # the interval passed without a stop
             await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
 
 
 async def run_agent(hosts: list[str], binary: str, namespace: str, interval: float, duration: int) -> None:

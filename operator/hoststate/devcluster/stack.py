@@ -18,8 +18,8 @@ from pathlib import Path
 import yaml
 
 from .. import API_GROUP, API_VERSION
-from ..operator.config import DEFAULT_LEASE_NAMESPACE as LEASE_NAMESPACE
 from ..resources.crd import ALL_CRDS
+from ..resources.lease import DEFAULT_LEASE_NAMESPACE as LEASE_NAMESPACE
 from . import REPO_ROOT, DevCluster, _die_with_parent, control_plane_bin_dir
 
 RUN_DIR = REPO_ROOT / ".run"

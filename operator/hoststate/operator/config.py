@@ -7,9 +7,7 @@ import os
 from dataclasses import dataclass
 
 from ..domain import effective_service_down_time
-
-DEFAULT_LEASE_NAMESPACE = "hoststate-system"
-HEARTBEAT_LABEL = "hoststate.io/heartbeat"
+from ..resources.lease import DEFAULT_LEASE_NAMESPACE
 
 
 def _env(name: str, default: str) -> str:

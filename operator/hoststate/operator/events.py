@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..kube import EVENTS, ApiError, KubeClient
-from .status import rfc3339
+from ..kubetime import kube_time
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ class EventRecorder:
             "source": {"component": self._component},
             "reportingComponent": f"hoststate.io/{self._component}",
             "reportingInstance": self._instance,
-            "firstTimestamp": rfc3339(now),
-            "lastTimestamp": rfc3339(now),
+            "firstTimestamp": kube_time(now),
+            "lastTimestamp": kube_time(now),
             "count": 1,
         }
         try:
@@ -83,7 +83,7 @@ class EventRecorder:
             body = await self._queue.get()
             try:
                 await self._client.create(EVENTS, body, namespace=body["metadata"]["namespace"])
-            except (ApiError, OSError, asyncio.TimeoutError) as error:
+            except (TimeoutError, ApiError, OSError) as error:
                 logger.warning("could not post event %s: %s", body["reason"], error)
             finally:
                 self._queue.task_done()

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..kube import LEASES, ApiError, KubeClient
-from .config import HEARTBEAT_LABEL
+from ..resources.lease import HEARTBEAT_SELECTOR, lease_renew_time
 from .events import ObjectRef
-from .reconciler import Reconciler, lease_heartbeat
+from .reconciler import Reconciler
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +24,12 @@ class LeaseWatcher:
         self.client = client
         self.reconciler = reconciler
         self.namespace = namespace
-        self._selector = f"{HEARTBEAT_LABEL}=true"
         self._errors: dict[str, str] = {}  # lease name -> last problem reported (report each once)
         self.on_event: Callable[[], None] | None = None
 
     async def list(self) -> str:
         """Load every heartbeat Lease; return the list's resourceVersion."""
-        answer = await self.client.list(LEASES, self.namespace, labelSelector=self._selector)
+        answer = await self.client.list(LEASES, self.namespace, labelSelector=HEARTBEAT_SELECTOR)
         for item in answer.get("items", []):
             self._seen(item)
         return answer["metadata"]["resourceVersion"]
@@ -41,7 +40,7 @@ class LeaseWatcher:
         while True:
             try:
                 async for event in self.client.watch(
-                    LEASES, resource_version, namespace=self.namespace, label_selector=self._selector
+                    LEASES, resource_version, namespace=self.namespace, label_selector=HEARTBEAT_SELECTOR
                 ):
                     delay = 0.5
                     resource_version = event["object"]["metadata"].get("resourceVersion", resource_version)
@@ -70,14 +69,14 @@ class LeaseWatcher:
         while True:
             try:
                 return await self.list()
-            except (ApiError, OSError, asyncio.TimeoutError) as error:
+            except (TimeoutError, ApiError, OSError) as error:
                 logger.warning("lease list failed: %s", error)
                 await asyncio.sleep(2)
 
     def _seen(self, lease: dict[str, Any]) -> None:
         name = lease["metadata"]["name"]
         try:
-            renewed = lease_heartbeat(lease)
+            renewed = lease_renew_time(lease)
         except ValueError as error:
             self._report_bad_lease(lease, str(error))
             return

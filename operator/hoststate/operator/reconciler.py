@@ -21,7 +21,7 @@ from ..metrics import OperatorMetrics
 from .coalescer import Coalescer
 from .config import OperatorConfig
 from .events import EventRecorder, ObjectRef
-from .state import ServerIndex, ServerKey, ServerRecord, ServiceIndex, ServiceRecord, parse_time
+from .state import ServerIndex, ServerKey, ServerRecord, ServiceIndex, ServiceRecord, is_stale
 from .status import server_status_patch, service_status_is_current, service_status_patch
 
 logger = logging.getLogger(__name__)
@@ -74,10 +74,8 @@ class Reconciler:
     def service_seen(self, body: dict[str, Any]) -> None:
         record = ServiceRecord.from_body(body)
         known = self.services.by_name.get(record.name)
-        if known is not None and known.uid == record.uid:
-            if record.resource_version is not None and known.resource_version is not None:
-                if record.resource_version < known.resource_version:
-                    return  # an event older than our own status write
+        if known is not None and known.uid == record.uid and is_stale(record.resource_version, known.resource_version):
+            return  # an event older than our own status write
         self.services.upsert(record)
         self._service_changed(record.name, record.host)
 
@@ -281,16 +279,3 @@ class Reconciler:
             self._cancel_timer(name)
         await self._jobs.cancel()
 
-
-def lease_heartbeat(body: dict[str, Any]) -> datetime:
-    """A heartbeat Lease's renewTime; ValueError with a readable reason when it has none."""
-    spec = body.get("spec") or {}
-    renewed = spec.get("renewTime")
-    if not renewed:
-        raise ValueError("spec.renewTime is missing")
-    try:
-        moment = parse_time(renewed)
-    except ValueError as error:
-        raise ValueError(f"spec.renewTime {renewed!r} is not an RFC 3339 time") from error
-    assert moment is not None
-    return moment

@@ -13,15 +13,9 @@ from typing import Any
 
 from ..domain import ServiceFacts, service_is_up
 from ..domain.hoststatus import COMPUTE_BINARY
+from ..kubetime import parse_kube_time
 
 ServerKey = tuple[str, str]  # (namespace, name)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """RFC 3339 time (Kubernetes Time or MicroTime) to an aware datetime; None when absent."""
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def resource_version(body: dict[str, Any]) -> int | None:
@@ -67,7 +61,7 @@ class ServiceRecord:
             forced_down=bool(spec.get("forcedDown", False)),
             disabled=bool(spec.get("disabled", False)),
             disabled_reason=spec.get("disabledReason"),
-            created=parse_time(meta.get("creationTimestamp")) or datetime.min,
+            created=parse_kube_time(meta.get("creationTimestamp")) or datetime.min,
             generation=int(meta.get("generation", 0)),
             status=dict(body.get("status") or {}),
             resource_version=resource_version(body),

@@ -6,16 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ..domain.hoststatus import ServiceView
-
-
-def rfc3339(moment: datetime) -> str:
-    """Kubernetes Time: seconds precision, Z suffix."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def rfc3339_micro(moment: datetime) -> str:
-    """Kubernetes MicroTime."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+from ..kubetime import kube_time
 
 
 def service_status_is_current(
@@ -49,12 +40,12 @@ def service_status_patch(
     now: datetime,
 ) -> dict[str, Any]:
     """Merge patch of a ComputeService's status for the new view; times move only on change."""
-    stamp = rfc3339(now)
+    stamp = kube_time(now)
     new: dict[str, Any] = {
         "state": view.state,
         "serviceStatus": view.service_status,
         "hostStatus": view.host_status.value,
-        "lastHeartbeatTime": rfc3339(last_heartbeat),
+        "lastHeartbeatTime": kube_time(last_heartbeat),
         "observedGeneration": generation,
     }
     if status.get("state") != view.state:
@@ -85,7 +76,7 @@ def server_status_patch(host_status: str, generation: int, now: datetime) -> dic
     return {
         "status": {
             "hostStatus": host_status,
-            "hostStatusChangedTime": rfc3339(now),
+            "hostStatusChangedTime": kube_time(now),
             "observedGeneration": generation,
         }
     }
