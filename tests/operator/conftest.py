@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client as k8s
 
 from hoststate.devcluster import DevCluster, free_port
-from tests.processes import HoststateProcess
+from hoststate.devcluster.processes import HoststateProcess
 
 DOWN_TIME = 3.0  # seconds; the agents in these tests beat every second
 REPORT_INTERVAL = 1.0

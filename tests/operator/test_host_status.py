@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 from kubernetes import client as k8s
 
+from hoststate.devcluster.processes import wait_for
 from tests.kubeobjects import compute_service, server
-from tests.processes import wait_for
 
 from .conftest import DOWN_TIME, LEASE_NAMESPACE
 

@@ -6,8 +6,8 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from hoststate.devcluster.processes import wait_for
 from tests.kubeobjects import compute_service, server
-from tests.processes import wait_for
 
 from .conftest import Operator
 

@@ -10,7 +10,6 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,8 @@ import yaml
 from .. import API_GROUP, API_VERSION
 from ..resources.crd import ALL_CRDS
 from ..resources.lease import DEFAULT_LEASE_NAMESPACE as LEASE_NAMESPACE
-from . import REPO_ROOT, DevCluster, _die_with_parent, control_plane_bin_dir
+from . import REPO_ROOT, DevCluster, control_plane_bin_dir
+from .processes import HoststateProcess
 
 RUN_DIR = REPO_ROOT / ".run"
 CRD_DIR = REPO_ROOT / "deploy" / "crds"
@@ -73,35 +73,22 @@ def sample_services() -> dict[str, list[str]]:
 class Children:
     """hoststate processes started by `make run`, stopped together."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.procs: list[tuple[str, subprocess.Popen]] = []
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.procs: list[HoststateProcess] = []
 
     def start(self, name: str, *args: str) -> None:
-        log = open(RUN_DIR / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hoststate.cli", *args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )  # fmt: skip
-        log.close()
-        self.procs.append((name, proc))
-        print(f"started {name} (pid {proc.pid}, log .run/{name}.log)")
+        process = HoststateProcess(list(args), self.kubeconfig, name, log=RUN_DIR / f"{name}.log").start()
+        self.procs.append(process)
+        print(f"started {name} (pid {process.pid}, log .run/{name}.log)")
 
-    def check(self) -> str | None:
+    def exited(self) -> str | None:
         """The name of a child that exited, if any."""
-        return next((name for name, proc in self.procs if proc.poll() is not None), None)
+        return next((process.name for process in self.procs if not process.running), None)
 
     def stop(self) -> None:
-        for _, proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _, proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for process in self.procs:
+            process.stop()
 
 
 def write_env(path: Path, values: dict[str, str]) -> None:
@@ -143,7 +130,7 @@ def run() -> int:
         kubectl("apply", "--server-side", "-f", str(MANIFESTS_DIR / "namespace.yaml"))
         kubectl("apply", "--server-side", "-f", str(SAMPLES_DIR))
 
-        children = Children({**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"})
+        children = Children(kubeconfig)
         children.start("operator", "operator", f"--lease-namespace={LEASE_NAMESPACE}")
         for binary, hosts in sample_services().items():
             children.start(f"agent-{binary}", "agent", f"--binary={binary}", f"--lease-namespace={LEASE_NAMESPACE}",
@@ -156,7 +143,7 @@ def run() -> int:
             "Ctrl-C stops everything."
         )
         while not stop.wait(1):
-            exited = children.check()
+            exited = children.exited()
             if exited:
                 print(f"{exited} exited; see .run/{exited}.log. Stopping.")
                 return 1

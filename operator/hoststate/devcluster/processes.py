@@ -1,4 +1,5 @@
-"""hoststate processes (operator, agent) run as real subprocesses against the test cluster."""
+"""hoststate processes (operator, agent, facade) run in the background: for `make run`, the
+tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+from . import _die_with_parent
 
 T = TypeVar("T")
 
@@ -30,21 +33,28 @@ def wait_for(probe: Callable[[], T], timeout: float = 30, interval: float = 0.05
 class HoststateProcess:
     """`hoststate <args>` in the background, its output in a log file."""
 
-    def __init__(self, args: list[str], kubeconfig: Path, name: str) -> None:
+    def __init__(self, args: list[str], kubeconfig: Path, name: str, log: Path | None = None) -> None:
         self.args = args
         self.kubeconfig = kubeconfig
         self.name = name
         self.proc: subprocess.Popen | None = None
-        self.log = Path(tempfile.mkstemp(prefix=f"hoststate-{name}-", suffix=".log")[1])
+        self.log = log or Path(tempfile.mkstemp(prefix=f"hoststate-{name}-", suffix=".log")[1])
 
     def start(self) -> HoststateProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
         with open(self.log, "ab") as out:
+            # Dies with its parent (PR_SET_PDEATHSIG): nothing is orphaned if the parent is killed.
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hoststate.cli", *self.args],
                 env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )  # fmt: skip
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     @property
     def running(self) -> bool:
