@@ -1,0 +1,1 @@
+"""Benchmarks of hoststate against the local control plane: `make bench`."""

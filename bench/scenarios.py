@@ -1,0 +1,110 @@
+"""The benchmark scenarios. Each returns plain numbers; __main__ prints and saves them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from datetime import UTC, datetime
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from hoststate.kube import COMPUTE_SERVICES, LEASES, SERVERS, KubeClient
+from hoststate.kubetime import parse_kube_time
+from hoststate.operator.status import server_status_patch
+from hoststate.resources.computeservice import service_name
+
+from .harness import ServerWatch, Stack, process_cpu_seconds, process_rss_mib, progress, summary
+
+Keys = list[tuple[str, str]]
+
+
+async def force_down_propagation(client: KubeClient, watch: ServerWatch, host: str, keys: Keys, reps: int) -> dict:
+    """Merge-patch forcedDown (as kubectl does) and time the last server's DOWN, then the unset's UP."""
+    name = service_name(host)
+    timings: dict[str, list[float]] = {"down": [], "up": []}
+    for rep in range(reps):
+        for forced, target, label in ((True, "DOWN", "down"), (False, "UP", "up")):
+            progress(f"force-down N={len(keys)}: {rep + 1}/{reps} {label}")
+            arrived = watch.expect(keys, target)
+            started = time.time()
+            await client.patch(COMPUTE_SERVICES, name, {"spec": {"forcedDown": forced}})
+            timings[label].append(await asyncio.wait_for(arrived, 120) - started)
+    return {label: summary(values) for label, values in timings.items()}
+
+
+async def patch_floor(client: KubeClient, watch: ServerWatch, keys: Keys, reps: int, concurrency: int) -> dict:
+    """No operator: a bare client patches the same statuses with the same concurrency."""
+    semaphore = asyncio.Semaphore(concurrency)
+    timings: dict[str, list[float]] = {"down": [], "up": []}
+
+    async def patch(key: tuple[str, str], target: str) -> None:
+        async with semaphore:
+            await client.patch(
+                SERVERS, key[1], server_status_patch(target, 1, datetime.now(UTC)), namespace=key[0], subresource="status"
+            )
+
+    for rep in range(reps):
+        for target, label in (("DOWN", "down"), ("UP", "up")):
+            progress(f"floor N={len(keys)}: {rep + 1}/{reps} {label}")
+            arrived = watch.expect(keys, target)
+            started = time.time()
+            await asyncio.gather(*(patch(key, target) for key in keys))
+            timings[label].append(await asyncio.wait_for(arrived, 120) - started)
+    return {label: summary(values) for label, values in timings.items()}
+
+
+async def heartbeat_expiry(
+    stack: Stack, watch: ServerWatch, hosts: list[str], keys_by_host: dict[str, Keys], down_time: float,
+    interval: float, rounds: int,
+) -> dict:  # fmt: skip
+    """Stop the agents of `hosts`; lag from each service's deadline to its last server showing UNKNOWN."""
+    lags: list[float] = []
+    for round_ in range(rounds):
+        agents = {host: stack.agent([host], interval) for host in hosts}
+        await asyncio.gather(*(asyncio.wait_for(watch.expect(keys_by_host[h], "UP"), 120) for h in hosts))
+        await asyncio.sleep(interval * 1.5)  # let every agent beat at least once more
+        unknown = {host: watch.expect(keys_by_host[host], "UNKNOWN") for host in hosts}
+        for agent in agents.values():
+            agent.stop()
+        for host in hosts:
+            progress(f"heartbeat expiry: round {round_ + 1}/{rounds}, waiting for {host}")
+            lease = await stack.client.get(LEASES, service_name(host), namespace=stack.lease_namespace)
+            deadline = parse_kube_time(lease["spec"]["renewTime"]).timestamp() + down_time
+            lags.append(await asyncio.wait_for(unknown[host], down_time + 60) - deadline)
+    return {"lag": summary(lags)}
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = sample.name + "".join(f"|{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[key] = sample.value
+    return samples
+
+
+async def steady_state(pid: int, seconds: float) -> dict:
+    """CPU (percent of one core) and RSS of a process over a quiet window."""
+    cpu_before, started = process_cpu_seconds(pid), time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        progress(f"steady state: {elapsed:.0f}/{seconds:.0f}s")
+        await asyncio.sleep(1)
+    cpu = process_cpu_seconds(pid) - cpu_before
+    return {"cpu_percent_of_one_core": 100 * cpu / seconds, "rss_mib": process_rss_mib(pid), "window_s": seconds}
+
+
+async def operator_startup(stack: Stack, servers: int, flags: list[str]) -> dict:
+    """Restart the operator; time until it has indexed every server (its /metrics says so)."""
+    started = time.monotonic()
+    process, port = await asyncio.to_thread(stack.operator, *flags)
+    while True:
+        samples = await asyncio.to_thread(scrape, port)
+        indexed = sum(v for k, v in samples.items() if k.startswith("hoststate_servers|"))
+        progress(f"operator start-up: {indexed:.0f}/{servers} servers indexed")
+        if indexed >= servers:
+            break
+        await asyncio.sleep(0.05)
+    return {"seconds_to_index": time.monotonic() - started, "servers": servers, "rss_mib": process_rss_mib(process.pid)}
