@@ -32,6 +32,10 @@ test: $(STAMP) controlplane
 lint: $(STAMP)
 	$(VENV)/bin/ruff check operator tests bench
 
+# Benchmarks (not part of `make test`): prints a table, writes bench/results/latest.json.
+bench: $(STAMP) controlplane
+	$(PY) -m bench $(BENCH_ARGS)
+
 unit: $(STAMP)
 	$(PY) -m pytest -m "not cluster" $(PYTEST_ARGS)
 

@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     agent.add_argument("--report-interval", type=float, default=10.0, help="seconds between heartbeats")
     agent.add_argument("--lease-namespace", default=os.environ.get("HOSTSTATE_LEASE_NAMESPACE", "hoststate-system"))
     agent.add_argument("--lease-duration", type=int, default=60, help="leaseDurationSeconds written (informative)")
+    facade = commands.add_parser("facade", help="serve Nova's compute API for host state (port 8774)")
+    from .facade.cli import add_arguments as add_facade_arguments
 
+    add_facade_arguments(facade)
     crds = commands.add_parser("crds", help="write the CRDs generated from the models")
     crds.add_argument("directory", nargs="?", default="deploy/crds", type=Path)
 
@@ -44,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.run(run_agent(args.hosts, args.binary, args.lease_namespace, args.report_interval, args.lease_duration))
         return 0
+    if args.command == "facade":
+        from .facade.cli import main as run_facade
+
+        return run_facade(args)
     if args.command == "run":
         from .devcluster.stack import run
 

@@ -1,0 +1,112 @@
+"""The facade's aiohttp application: routes mirror Nova's, with and without the project id."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from ..kube import KubeClient
+from .auth import Authenticator
+from .controllers import versions
+from .controllers.servers import ServerController
+from .controllers.services import ServiceController
+from .policy import PolicyEngine
+from .state import ClusterState
+from .wsgi import AUTHENTICATOR, PUBLIC_URL, Versioned, by_version, nova_middleware
+
+log = logging.getLogger(__name__)
+
+STATE = web.AppKey("state", ClusterState)
+
+
+@dataclass(frozen=True)
+class FacadeConfig:
+    host: str = "0.0.0.0"
+    port: int = 8774
+    lease_namespace: str = "hoststate-system"
+    service_down_time: float = 60.0
+    report_interval: float = 10.0
+    policy_file: Path | None = None
+    token_cache_ttl: float = 10.0
+    public_url: str = ""  # the root clients reach, when behind a proxy; else the request's own
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> FacadeConfig:
+        env = os.environ
+        values: dict[str, object] = {
+            "lease_namespace": env.get("HOSTSTATE_LEASE_NAMESPACE", cls.lease_namespace),
+            "service_down_time": float(env.get("HOSTSTATE_SERVICE_DOWN_TIME", cls.service_down_time)),
+            "report_interval": float(env.get("HOSTSTATE_REPORT_INTERVAL", cls.report_interval)),
+            "policy_file": Path(env["HOSTSTATE_FACADE_POLICY_FILE"]) if env.get("HOSTSTATE_FACADE_POLICY_FILE") else None,
+            "public_url": env.get("HOSTSTATE_FACADE_PUBLIC_URL", ""),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def add_routes(app: web.Application, services: ServiceController, servers: ServerController) -> None:
+    app.router.add_get("/", versions.index, name="versions")
+    app.router.add_get("/v2.1", versions.show_v21, name="version_v21")
+    app.router.add_get("/v2.1/", versions.show_v21, name="version_v21_slash")
+    for prefix in ("/v2.1", "/v2.1/{project_id}"):
+        app.router.add_get(f"{prefix}/os-services", services.index)
+        app.router.add_put(
+            f"{prefix}/os-services/{{id}}",
+            by_version(
+                Versioned(services.update_legacy, max_version="2.52"),
+                Versioned(services.update, min_version="2.53"),
+            ),
+        )
+        app.router.add_delete(f"{prefix}/os-services/{{id}}", services.delete)
+        app.router.add_get(f"{prefix}/servers", servers.index)
+        app.router.add_get(f"{prefix}/servers/detail", servers.detail)
+        app.router.add_get(f"{prefix}/servers/{{server_id}}", servers.show)
+
+
+def create_app(kube: KubeClient, config: FacadeConfig, state: ClusterState | None = None) -> web.Application:
+    """The application; its cache starts (and is synced) when the app starts."""
+    policy = PolicyEngine(config.policy_file)
+    state = state or ClusterState(
+        kube,
+        lease_namespace=config.lease_namespace,
+        service_down_time=config.service_down_time,
+        report_interval=config.report_interval,
+    )
+    app = web.Application(middlewares=[nova_middleware])
+    app[AUTHENTICATOR] = Authenticator(kube, policy, cache_ttl=config.token_cache_ttl)
+    app[PUBLIC_URL] = config.public_url
+    app[STATE] = state
+    add_routes(app, ServiceController(state, policy, kube), ServerController(state, policy))
+
+    async def cache(app: web.Application) -> AsyncIterator[None]:
+        await state.start()
+        yield
+        await state.stop()
+
+    app.cleanup_ctx.append(cache)
+    return app
+
+
+def run(config: FacadeConfig) -> int:
+    """`hoststate facade`: serve until SIGINT/SIGTERM."""
+
+    async def make_app() -> web.Application:
+        kube = KubeClient()
+        app = create_app(kube, config)
+
+        async def close_kube(app: web.Application) -> AsyncIterator[None]:
+            yield
+            with contextlib.suppress(Exception):
+                await kube.close()
+
+        app.cleanup_ctx.insert(0, close_kube)
+        return app
+
+    web.run_app(make_app(), host=config.host, port=config.port, print=lambda *_: None)
+    return 0

@@ -1,0 +1,193 @@
+"""The facade's own view of the cluster: informers on ComputeServices, Servers and heartbeat
+Leases, and the indexes Nova's queries need. Reads never go to the API server; liveness and
+host_status are computed at read time with the domain rules, as Nova computes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..domain import HostStatus, ServiceFacts, effective_service_down_time, host_status, service_is_up
+from ..domain.hoststatus import COMPUTE_BINARY
+from ..kube import COMPUTE_SERVICES, LEASES, SERVERS, KubeClient
+from ..kube.informer import Informer
+
+Obj = dict[str, Any]
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """RFC 3339 times as the API server writes them (Time and MicroTime)."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def legacy_service_id(uid: str) -> int:
+    """The integer id Nova's os-services shows below 2.53: the first 52 bits of metadata.uid.
+
+    Stable for the object's life, JSON-safe, and collisions are negligible at fleet sizes.
+    """
+    return int(uid.replace("-", "")[:13], 16)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """One ComputeService as Nova's service record, evaluated now."""
+
+    obj: Obj
+    last_heartbeat: datetime | None
+    up: bool
+
+    @property
+    def spec(self) -> Obj:
+        return self.obj.get("spec", {})
+
+    @property
+    def uid(self) -> str:
+        return self.obj["metadata"]["uid"]
+
+    @property
+    def name(self) -> str:
+        return self.obj["metadata"]["name"]
+
+    @property
+    def host(self) -> str:
+        return self.spec.get("host", "")
+
+    @property
+    def binary(self) -> str:
+        return self.spec.get("binary", COMPUTE_BINARY)
+
+    @property
+    def disabled(self) -> bool:
+        return bool(self.spec.get("disabled", False))
+
+    @property
+    def forced_down(self) -> bool:
+        return bool(self.spec.get("forcedDown", False))
+
+    @property
+    def facts(self) -> ServiceFacts:
+        return ServiceFacts(forced_down=self.forced_down, disabled=self.disabled, up=self.up)
+
+
+class ClusterState:
+    def __init__(
+        self,
+        kube: KubeClient,
+        *,
+        lease_namespace: str = "hoststate-system",
+        service_down_time: float = 60.0,
+        report_interval: float = 10.0,
+    ) -> None:
+        self.kube = kube
+        self.down_time = effective_service_down_time(service_down_time, report_interval)
+        self.services = Informer(kube, COMPUTE_SERVICES)
+        self.servers = Informer(kube, SERVERS)
+        self.leases = Informer(kube, LEASES, lease_namespace)
+        self.lease_namespace = lease_namespace
+        self._service_by_host_binary: dict[tuple[str, str], Obj] = {}
+        self._service_by_uid: dict[str, Obj] = {}
+        self._service_by_legacy_id: dict[int, Obj] = {}
+        self._server_by_uid: dict[str, Obj] = {}
+        self._servers_per_host: Counter[str] = Counter()
+        self.services.add_handler(self._index_service)
+        self.servers.add_handler(self._index_server)
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        for informer in self.informers:
+            informer.start()
+        await asyncio.gather(*(informer.synced.wait() for informer in self.informers))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(informer.stop() for informer in self.informers))
+
+    @property
+    def informers(self) -> tuple[Informer, ...]:
+        return (self.services, self.servers, self.leases)
+
+    @property
+    def synced(self) -> bool:
+        return all(informer.synced.is_set() for informer in self.informers)
+
+    # -- indexes -------------------------------------------------------------------
+    def _index_service(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        if old is not None:
+            spec, uid = old.get("spec", {}), old["metadata"]["uid"]
+            self._service_by_host_binary.pop((spec.get("host", ""), spec.get("binary", COMPUTE_BINARY)), None)
+            self._service_by_uid.pop(uid, None)
+            self._service_by_legacy_id.pop(legacy_service_id(uid), None)
+        if new is not None:
+            spec, uid = new.get("spec", {}), new["metadata"]["uid"]
+            self._service_by_host_binary[(spec.get("host", ""), spec.get("binary", COMPUTE_BINARY))] = new
+            self._service_by_uid[uid] = new
+            self._service_by_legacy_id[legacy_service_id(uid)] = new
+
+    def _index_server(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        if old is not None:
+            self._server_by_uid.pop(old["metadata"]["uid"], None)
+            if host := old.get("spec", {}).get("host"):
+                self._servers_per_host[host] -= 1
+        if new is not None:
+            self._server_by_uid[new["metadata"]["uid"]] = new
+            if host := new.get("spec", {}).get("host"):
+                self._servers_per_host[host] += 1
+
+    # -- services --------------------------------------------------------------------
+    def evaluate(self, obj: Obj, now: datetime | None = None) -> ServiceState:
+        now = now or datetime.now(UTC)
+        lease = self.leases.get(obj["metadata"]["name"], self.lease_namespace)
+        renewed = parse_time((lease or {}).get("spec", {}).get("renewTime")) if lease else None
+        # No Lease yet: Nova falls back to the record's created_at the same way.
+        last = renewed or parse_time(obj["metadata"].get("creationTimestamp"))
+        forced = bool(obj.get("spec", {}).get("forcedDown", False))
+        up = service_is_up(forced_down=forced, last_heartbeat=last, now=now, down_time=self.down_time)
+        return ServiceState(obj=obj, last_heartbeat=last, up=up)
+
+    def all_services(self) -> Iterator[ServiceState]:
+        now = datetime.now(UTC)
+        for obj in sorted(self.services.items(), key=lambda o: o["metadata"].get("creationTimestamp", "")):
+            yield self.evaluate(obj, now)
+
+    def service_by_host_and_binary(self, host: str, binary: str) -> ServiceState | None:
+        obj = self._service_by_host_binary.get((host, binary))
+        return self.evaluate(obj) if obj else None
+
+    def service_by_uid(self, uid: str) -> ServiceState | None:
+        obj = self._service_by_uid.get(uid)
+        return self.evaluate(obj) if obj else None
+
+    def service_by_legacy_id(self, legacy_id: int) -> ServiceState | None:
+        obj = self._service_by_legacy_id.get(legacy_id)
+        return self.evaluate(obj) if obj else None
+
+    def host_has_services(self, host: str) -> bool:
+        return any(h == host for h, _ in self._service_by_host_binary)
+
+    def servers_on_host(self, host: str) -> int:
+        return self._servers_per_host.get(host, 0)
+
+    # -- servers ---------------------------------------------------------------------
+    def all_servers(self) -> Iterator[Obj]:
+        return self.servers.items()
+
+    def server_by_uid(self, uid: str) -> Obj | None:
+        return self._server_by_uid.get(uid)
+
+    def host_status(self, server: Obj) -> HostStatus:
+        """Nova's get_instance_host_status, at read time."""
+        host = server.get("spec", {}).get("host")
+        if not host:
+            return host_status(None)
+        service = self.service_by_host_and_binary(host, COMPUTE_BINARY)
+        return host_status(service.facts if service else None)
+
+    def zone_of_host(self, host: str) -> str | None:
+        service = self._service_by_host_binary.get((host, COMPUTE_BINARY))
+        return service.get("spec", {}).get("zone") if service else None

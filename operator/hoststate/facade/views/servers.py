@@ -1,0 +1,217 @@
+"""Server bodies shaped like nova/api/openstack/compute/views/servers.py.
+
+What the Server custom resource does not carry is shown as Nova shows it for a server
+without it: no volumes, no security groups (the key is then absent, as in Nova), empty
+access IPs, no config drive, description null, no tags, MANUAL disk config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ...domain import HostStatus
+from ..api_version import APIVersion
+from ..state import legacy_service_id, parse_time
+from .formats import isotime, nova_datetime
+
+Obj = dict[str, Any]
+
+# nova/api/openstack/common.py: _STATE_MAP and status_from_state.
+_RESIZE = {"resize_prep": "RESIZE", "resize_migrating": "RESIZE", "resize_migrated": "RESIZE", "resize_finish": "RESIZE"}
+_REBUILD = {"rebuilding": "REBUILD", "rebuild_block_device_mapping": "REBUILD", "rebuild_spawning": "REBUILD"}
+STATE_MAP: dict[str, dict[str, str]] = {
+    "active": {
+        "default": "ACTIVE",
+        "rebooting": "REBOOT",
+        "reboot_pending": "REBOOT",
+        "reboot_started": "REBOOT",
+        "rebooting_hard": "HARD_REBOOT",
+        "reboot_pending_hard": "HARD_REBOOT",
+        "reboot_started_hard": "HARD_REBOOT",
+        "updating_password": "PASSWORD",
+        "migrating": "MIGRATING",
+        **_REBUILD,
+        **_RESIZE,
+    },
+    "building": {"default": "BUILD"},
+    "stopped": {"default": "SHUTOFF", **_RESIZE, **_REBUILD},
+    "resized": {"default": "VERIFY_RESIZE", "resize_reverting": "REVERT_RESIZE"},
+    "paused": {"default": "PAUSED", "migrating": "MIGRATING"},
+    "suspended": {"default": "SUSPENDED"},
+    "rescued": {"default": "RESCUE"},
+    "error": {"default": "ERROR", **_REBUILD},
+    "deleted": {"default": "DELETED"},
+    "soft-delete": {"default": "SOFT_DELETED"},
+    "shelved": {"default": "SHELVED"},
+    "shelved_offloaded": {"default": "SHELVED_OFFLOADED"},
+}
+PROGRESS_STATUSES = {"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"}
+
+
+def status_from_state(vm_state: str, task_state: str | None) -> str:
+    task_map = STATE_MAP.get(vm_state, {"default": "UNKNOWN"})
+    return task_map.get(task_state or "default", task_map["default"])
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Where links point: the endpoint's root and the project id if the request URL had one."""
+
+    root: str  # e.g. http://127.0.0.1:8774
+    project_id: str = ""
+
+    def _join(self, *parts: str) -> str:
+        return "/".join(p for p in parts if p)
+
+    def self_and_bookmark(self, collection: str, identifier: str) -> list[Obj]:
+        return [
+            {"href": self._join(self.root, "v2.1", self.project_id, collection, identifier), "rel": "self"},
+            {"href": self._join(self.root, self.project_id, collection, identifier), "rel": "bookmark"},
+        ]
+
+    def bookmark(self, collection: str, identifier: str) -> list[Obj]:
+        return [{"href": self._join(self.root, self.project_id, collection, identifier), "rel": "bookmark"}]
+
+    def collection(self, collection: str, **query: str) -> str:
+        url = self._join(self.root, "v2.1", self.project_id, collection)
+        return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """What policy lets this caller see."""
+
+    extended_attributes: bool  # os_compute_api:os-extended-server-attributes
+    host_status: bool | None  # None: never; True: only UNKNOWN; False: any (Nova's unknown_only)
+
+
+def server_id(server: Obj) -> str:
+    return server["metadata"]["uid"]
+
+
+def server_name(server: Obj) -> str:
+    return server.get("spec", {}).get("displayName") or server["metadata"]["name"]
+
+
+def last_update(server: Obj) -> datetime | None:
+    """The latest write the API server recorded (managedFields), else creation."""
+    times = [parse_time(entry.get("time")) for entry in server["metadata"].get("managedFields", [])]
+    times = [t for t in times if t is not None]
+    return max(times) if times else parse_time(server["metadata"].get("creationTimestamp"))
+
+
+def host_id(project_id: str, host: str) -> str:
+    """nova.utils.generate_hostid: opaque per project, so tenants can't map the fleet."""
+    if not host:
+        return ""
+    return hashlib.sha224((project_id + host).encode()).hexdigest()
+
+
+def summary(server: Obj, links: Links) -> Obj:
+    """An entry of GET /servers."""
+    uid = server_id(server)
+    return {"id": uid, "links": links.self_and_bookmark("servers", uid), "name": server_name(server)}
+
+
+def _addresses(spec: Obj) -> Obj:
+    return {
+        network: [
+            {
+                "addr": entry["addr"],
+                "version": entry.get("version", 4),
+                "OS-EXT-IPS:type": entry.get("type", "fixed"),
+                "OS-EXT-IPS-MAC:mac_addr": entry.get("macAddr"),
+            }
+            for entry in entries
+        ]
+        for network, entries in (spec.get("addresses") or {}).items()
+    }
+
+
+def _flavor(spec: Obj, links: Links, version: APIVersion) -> Obj:
+    flavor_id = spec.get("flavorId") or ""
+    if version.at_least("2.47"):
+        # The Server resource names its flavor but does not embed its sizes: they are 0 here.
+        return {
+            "vcpus": 0, "ram": 0, "disk": 0, "ephemeral": 0, "swap": 0,
+            "original_name": flavor_id, "extra_specs": {},
+        }  # fmt: skip
+    return {"id": flavor_id, "links": links.bookmark("flavors", flavor_id)}
+
+
+def _image(spec: Obj, links: Links) -> Obj | str:
+    image_id = spec.get("imageId")
+    if not image_id:
+        return ""  # Nova: boot from volume
+    return {"id": image_id, "links": links.bookmark("images", image_id)}
+
+
+def detail(
+    server: Obj,
+    *,
+    links: Links,
+    version: APIVersion,
+    visibility: Visibility,
+    host_status: HostStatus,
+    zone: str | None,
+) -> Obj:
+    """A server of GET /servers/detail and GET /servers/{id}."""
+    spec = server.get("spec", {})
+    meta = server["metadata"]
+    uid, project_id, host = meta["uid"], meta.get("namespace", ""), spec.get("host", "")
+    created = parse_time(meta.get("creationTimestamp"))
+    status = status_from_state(spec.get("vmState", "active"), spec.get("taskState"))
+    body: Obj = {
+        "id": uid,
+        "name": server_name(server),
+        "status": status,
+        "tenant_id": project_id,
+        "user_id": spec.get("userId") or "",
+        "metadata": dict(spec.get("metadata") or {}),
+        "hostId": host_id(project_id, host),
+        "image": _image(spec, links),
+        "flavor": _flavor(spec, links, version),
+        "created": isotime(created),
+        "updated": isotime(last_update(server)),
+        "addresses": _addresses(spec),
+        "accessIPv4": "",
+        "accessIPv6": "",
+        "links": links.self_and_bookmark("servers", uid),
+        "OS-DCF:diskConfig": "MANUAL",
+    }
+    if status in PROGRESS_STATUSES:
+        body["progress"] = 0
+    body["OS-EXT-AZ:availability_zone"] = spec.get("availabilityZone") or zone or ""
+    body["config_drive"] = ""
+    if visibility.extended_attributes:
+        body["OS-EXT-SRV-ATTR:host"] = host or None
+        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = host or None
+        body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{legacy_service_id(uid) & 0xFFFFFFFF:08x}"
+        if version.at_least("2.3"):
+            body["OS-EXT-SRV-ATTR:reservation_id"] = f"r-{uid[:8]}"
+            body["OS-EXT-SRV-ATTR:launch_index"] = 0
+            body["OS-EXT-SRV-ATTR:hostname"] = meta["name"]
+            body["OS-EXT-SRV-ATTR:kernel_id"] = None
+            body["OS-EXT-SRV-ATTR:ramdisk_id"] = None
+            body["OS-EXT-SRV-ATTR:root_device_name"] = None
+            body["OS-EXT-SRV-ATTR:user_data"] = None
+    body["key_name"] = spec.get("keyName")
+    body["OS-SRV-USG:launched_at"] = nova_datetime(created) if spec.get("vmState") != "building" else None
+    body["OS-SRV-USG:terminated_at"] = None
+    body["OS-EXT-STS:task_state"] = spec.get("taskState")
+    body["OS-EXT-STS:vm_state"] = spec.get("vmState", "active")
+    body["OS-EXT-STS:power_state"] = spec.get("powerState", 1)
+    body["os-extended-volumes:volumes_attached"] = []
+    if version.at_least("2.9"):
+        body["locked"] = False
+    if version.at_least("2.16") and visibility.host_status is not None:
+        if not visibility.host_status or host_status == HostStatus.UNKNOWN:
+            body["host_status"] = str(host_status)
+    if version.at_least("2.19"):
+        body["description"] = None
+    if version.at_least("2.26"):
+        body["tags"] = []
+    return body

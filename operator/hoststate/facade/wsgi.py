@@ -1,0 +1,173 @@
+"""What Nova's wsgi.Resource does around every controller method, for aiohttp: request ids,
+microversion negotiation, authentication, content-type and JSON body handling, the URL's
+project id check, Nova-shaped faults, and per-microversion dispatch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from ..kube import ApiError
+from . import api_version
+from .api_version import APIVersion
+from .auth import Authenticator
+from .context import RequestContext
+from .faults import (
+    HTTPBadRequest,
+    HTTPConflict,
+    HTTPForbidden,
+    HTTPInternalServerError,
+    HTTPMethodNotAllowed,
+    HTTPNotFound,
+    HTTPUnsupportedMediaType,
+    NovaError,
+)
+from .views.servers import Links
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SUPPORTED_CONTENT_TYPES = ("application/json", "application/vnd.openstack.compute+json")
+PUBLIC_ROUTES = {"versions", "version_v21", "version_v21_slash"}  # version discovery needs no token, as in Nova
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+PUBLIC_URL = web.AppKey("public_url", str)
+CONTEXT = web.RequestKey("context", RequestContext)
+VERSION = web.RequestKey("version", APIVersion)
+BODY = web.RequestKey("body", object)
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+def context(request: web.Request) -> RequestContext:
+    return request[CONTEXT]
+
+
+def version(request: web.Request) -> APIVersion:
+    return request[VERSION]
+
+
+def body(request: web.Request) -> Any:
+    return request.get(BODY)
+
+
+def links(request: web.Request) -> Links:
+    root = request.app.get(PUBLIC_URL) or str(request.url.origin())
+    return Links(root=root.rstrip("/"), project_id=request.match_info.get("project_id", ""))
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """One controller method and the microversions it serves (Nova's @api_version)."""
+
+    handler: Handler
+    min_version: str = api_version.MIN_VERSION
+    max_version: str = api_version.MAX_VERSION
+
+
+def by_version(*methods: Versioned) -> Handler:
+    """Dispatch on the request's microversion; none serving it is a 404, as Nova's VersionNotFoundForAPIMethod."""
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        requested = version(request)
+        for method in methods:
+            if APIVersion.parse(method.min_version) <= requested <= APIVersion.parse(method.max_version):
+                return await method.handler(request)
+        raise HTTPNotFound()
+
+    return dispatch
+
+
+def kube_error(error: ApiError) -> NovaError:
+    """An API server refusal of a write made on the caller's behalf, as a Nova fault."""
+    message = error.message or error.reason or str(error)
+    if error.status == 403:
+        return HTTPForbidden(message)
+    if error.status == 404:
+        return HTTPNotFound(message)
+    if error.status == 409:
+        return HTTPConflict(message)
+    if error.status in (400, 422):
+        return HTTPBadRequest(message)
+    return HTTPInternalServerError(message)
+
+
+async def _read_body(request: web.Request) -> Any:
+    """Nova's get_content_type and _get_request_content: JSON is assumed when no type is given."""
+    content_type = request.headers.get("Content-Type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type and media_type != "text/plain" and media_type not in SUPPORTED_CONTENT_TYPES:
+        raise HTTPUnsupportedMediaType("Unsupported Content-Type")
+    if request.method not in ("POST", "PUT"):
+        return None
+    raw = await request.read()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPBadRequest("Malformed request body") from None
+
+
+def _fault(error: NovaError) -> web.Response:
+    return json_response(error.body(), status=error.code)
+
+
+@web.middleware
+async def nova_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = f"req-{uuid.uuid4()}"
+    request[REQUEST_ID] = request_id
+    negotiated: APIVersion | None = None
+    try:
+        route_name = request.match_info.route.name
+        if route_name not in PUBLIC_ROUTES:
+            url_project = request.match_info.get("project_id")
+            ctx = await request.app[AUTHENTICATOR].context(request.headers.get("X-Auth-Token"), url_project)
+            request[CONTEXT] = ctx
+        negotiated = request[VERSION] = api_version.requested_version(request.headers)
+        request[BODY] = await _read_body(request)
+        url_project = request.match_info.get("project_id")
+        if url_project and url_project != request[CONTEXT].project_id:
+            raise HTTPBadRequest(
+                f"Malformed request URL: URL's project_id '{url_project}' doesn't match "
+                f"Context's project_id '{request[CONTEXT].project_id}'"
+            )
+        response = await handler(request)
+    except NovaError as error:
+        response = _fault(error)
+    except ApiError as error:
+        response = _fault(kube_error(error))
+    except web.HTTPNotFound:
+        response = _fault(HTTPNotFound())
+    except web.HTTPMethodNotAllowed:
+        response = _fault(HTTPMethodNotAllowed())
+    except web.HTTPException as error:
+        response = _fault(type("Fault", (NovaError,), {"code": error.status})(error.reason))
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        response = _fault(
+            HTTPInternalServerError(
+                "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach "
+                "the Nova API log if possible."
+            )
+        )
+    response.headers["X-Compute-Request-Id"] = request_id
+    response.headers["X-OpenStack-Request-Id"] = request_id
+    response.headers["Vary"] = api_version.VARY
+    if negotiated is not None:
+        response.headers.update(api_version.response_headers(negotiated))
+    return response
