@@ -8,7 +8,8 @@ import time
 from datetime import UTC, datetime
 
 from . import scenarios
-from .harness import ServerWatch, Stack, create_servers, create_services, machine, save, say
+from .harness import RESULTS, ServerWatch, Stack, create_servers, create_services, machine, save, say
+from .profile import Profiler
 
 NAMESPACE = "bench"
 
@@ -66,9 +67,12 @@ async def main(args: argparse.Namespace) -> dict:
         results["force_down"] = {}
         for host, reps in ((small, args.reps_small), (big, args.reps_big)):
             keys = keys_by_host[host]
+            profiler = Profiler(operator.pid, RESULTS / "profile-fanout.txt") if args.profile and host == big else None
             results["force_down"][len(keys)] = {
                 "operator": await scenarios.force_down_propagation(stack.client, watch, host, keys, reps)
             }
+            if profiler is not None:
+                results["profile_fanout"] = profiler.stop()
             say(f"force-down N={len(keys)}: done")
 
         results["heartbeat_expiry"] = await scenarios.heartbeat_expiry(
@@ -101,6 +105,7 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="a small run, to check the harness")
     parser.add_argument("--output", default="latest.json")
+    parser.add_argument("--profile", action="store_true", help="py-spy the operator during the big fan-out")
     args = parser.parse_args()
     scale = dict(services=1000, servers=10_000, hosts_with_servers=100, big=1000, small=100, reps_big=10,
                  reps_small=20, expiring=10, expiry_rounds=2, steady_seconds=60.0)  # fmt: skip

@@ -21,6 +21,7 @@ from .resources import Resource
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace or "", name)
+Transform = Callable[[dict[str, Any]], dict[str, Any]]
 Handler = Callable[[str, dict[str, Any] | None, dict[str, Any] | None], None]  # (type, old, new)
 
 
@@ -48,6 +49,8 @@ class Informer:
         resource: Resource,
         namespace: str | None = None,
         *,
+        label_selector: str | None = None,
+        transform: Transform | None = None,
         watch_timeout: int = 300,
         retry_delay: float = 1.0,
         max_retry_delay: float = 30.0,
@@ -55,6 +58,10 @@ class Informer:
         self.client = client
         self.resource = resource
         self.namespace = namespace
+        self.label_selector = label_selector
+        # Keeps only what the reader needs (a large cache of slim objects stays small);
+        # the result must keep metadata.name, namespace and resourceVersion.
+        self.transform = transform
         self.watch_timeout = watch_timeout
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -106,6 +113,11 @@ class Informer:
             self._task = asyncio.create_task(self.run(), name=f"informer {self.resource.plural}")
         return self._task
 
+    @property
+    def running(self) -> bool:
+        """Started and its loop not ended (it only ends when cancelled or broken)."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -140,8 +152,12 @@ class Informer:
                 delay = min(delay * 2, self.max_retry_delay)
 
     async def _list(self) -> None:
-        listing = await self.client.list(self.resource, self.namespace)
-        fresh = {object_key(obj): obj for obj in listing.get("items", [])}
+        params = {"labelSelector": self.label_selector} if self.label_selector else {}
+        listing = await self.client.list(self.resource, self.namespace, **params)
+        items = listing.get("items", [])
+        if self.transform is not None:
+            items = [self.transform(obj) for obj in items]
+        fresh = {object_key(obj): obj for obj in items}
         old_store, self._store = self._store, fresh
         self.resource_version = listing.get("metadata", {}).get("resourceVersion", "")
         # Tell the handlers what the relist changed, as if the events had been seen.
@@ -159,9 +175,15 @@ class Informer:
 
     async def _watch(self) -> None:
         async for event in self.client.watch(
-            self.resource, self.resource_version, self.namespace, timeout_seconds=self.watch_timeout
+            self.resource,
+            self.resource_version,
+            self.namespace,
+            timeout_seconds=self.watch_timeout,
+            label_selector=self.label_selector,
         ):
             kind, obj = event["type"], event["object"]
+            if self.transform is not None and kind != "BOOKMARK":
+                obj = self.transform(obj)
             self.resource_version = obj.get("metadata", {}).get("resourceVersion", self.resource_version)
             if kind == "BOOKMARK":
                 continue

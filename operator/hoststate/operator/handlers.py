@@ -2,22 +2,29 @@
 
 Only low-level event handlers: no finalizers, no Kopf annotations or progress storage on
 users' objects (GitOps diffs stay clean, deletes never wait for a stopped operator).
+
+Servers and heartbeat Leases are watched by informers, not Kopf: every status patch of
+a fan-out comes back as a watch event, and Kopf's per-event machinery cost half of the
+operator's CPU during a fan-out (profiled, docs/benchmarks.md), CPU the API server needs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 import kopf
 
 from .. import API_GROUP, API_VERSION
-from ..kube import COMPUTE_SERVICES, KubeClient
+from ..kube import COMPUTE_SERVICES, SERVERS, KubeClient
+from ..kube.informer import Informer
 from ..metrics import OperatorMetrics, serve_metrics
 from .events import EventRecorder
-from .leases import LeaseWatcher
+from .leases import HeartbeatLeases
 from .reconciler import Reconciler
+from .state import slim_server
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +43,22 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     metrics = OperatorMetrics()
     reconciler = Reconciler(client, config, events, metrics)
     metrics.watch(reconciler)
-    leases = LeaseWatcher(client, reconciler, config.lease_namespace)
+    leases = HeartbeatLeases(client, reconciler, config.lease_namespace)
+    servers = [
+        Informer(client, SERVERS, namespace, transform=slim_server) for namespace in (config.namespaces or [None])
+    ]
+    for informer in servers:
+        informer.add_handler(partial(_server_changed, reconciler))
 
-    # Heartbeats, then services, before Kopf starts the watches: the first Server events
-    # must already see every host's state, or a restart would flap servers to "".
-    lease_version = await leases.list()
+    # Heartbeats, then services, then servers: the first Server events must already see
+    # every host's state, or a restart would flap servers to "".
+    memo.tasks = [leases.informer.start()]
+    await leases.informer.synced.wait()
     for item in (await client.list(COMPUTE_SERVICES)).get("items", []):
         reconciler.service_seen(item)
-
+    memo.tasks += [informer.start() for informer in servers]
+    memo.tasks.append(asyncio.create_task(_resync_forever(reconciler, config.resync_period), name="resync"))
     memo.client, memo.events, memo.reconciler = client, events, reconciler
-    memo.tasks = [
-        asyncio.create_task(leases.run(lease_version), name="lease-watch"),
-        asyncio.create_task(_resync_forever(reconciler, config.resync_period), name="resync"),
-    ]
     if config.metrics_port:
         memo.http = await serve_metrics(
             metrics.registry, config.metrics_port, healthy=lambda: not any(t.done() for t in memo.tasks)
@@ -57,6 +67,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         "hoststate operator started: down time %gs, fan-out concurrency %d, leases in %s",
         config.down_time, config.fanout_concurrency, config.lease_namespace,
     )  # fmt: skip
+
+
+def _server_changed(reconciler: Reconciler, kind: str, old: dict | None, new: dict | None) -> None:
+    if kind == "DELETED":
+        reconciler.server_deleted(old)
+    else:
+        reconciler.server_seen(new)
 
 
 async def _resync_forever(reconciler: Reconciler, period: float) -> None:
@@ -87,10 +104,3 @@ async def compute_service_event(event: kopf.RawEvent, body: kopf.Body, memo: kop
     else:
         memo.reconciler.service_seen(body)
 
-
-@kopf.on.event(API_GROUP, API_VERSION, "servers")
-async def server_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if event["type"] == "DELETED":
-        memo.reconciler.server_deleted(body)
-    else:
-        memo.reconciler.server_seen(body)

@@ -111,6 +111,16 @@ class ServiceIndex:
         return ServiceFacts(forced_down=record.forced_down, disabled=record.disabled, up=up)
 
 
+def slim_server(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the operator keeps of a Server (its watch cache holds 10,000s of them)."""
+    meta = obj["metadata"]
+    return {
+        "metadata": {key: meta.get(key) for key in ("name", "namespace", "uid", "generation", "resourceVersion")},
+        "spec": {"host": (obj.get("spec") or {}).get("host", "")},
+        "status": {"hostStatus": (obj.get("status") or {}).get("hostStatus")},
+    }
+
+
 @dataclass
 class ServerRecord:
     key: ServerKey
@@ -127,7 +137,7 @@ class ServerRecord:
             key=(meta["namespace"], meta["name"]),
             uid=meta.get("uid", ""),
             host=(body.get("spec") or {}).get("host", "") or "",
-            generation=int(meta.get("generation", 0)),
+            generation=int(meta.get("generation") or 0),
             host_status=(body.get("status") or {}).get("hostStatus"),
             resource_version=resource_version(body),
         )
