@@ -4,31 +4,60 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import time
 from datetime import UTC, datetime
 
+import aiohttp
+
+from hoststate.kube import SERVERS
+
 from . import scenarios
-from .harness import RESULTS, ServerWatch, Stack, create_servers, create_services, machine, save, say
+from .harness import (
+    RESULTS,
+    ServerWatch,
+    Stack,
+    create_servers,
+    create_services,
+    machine,
+    process_rss_mib,
+    save,
+    say,
+)
 from .profile import Profiler
 
 NAMESPACE = "bench"
+TENANT = "bench-tenant"  # the big host's servers: one tenant with 1,000 servers
 
 
 def table(results: dict) -> str:
-    lines = [f"{'scenario':44} {'p50':>9} {'p99':>9} {'floor p50':>10} {'ratio p50':>9} {'ratio p99':>9}"]
+    lines = [f"{'scenario':46} {'p50':>9} {'p99':>9} {'floor p50':>10} {'ratio p50':>9} {'ratio p99':>9}"]
     for n, item in results["force_down"].items():
-        for direction in ("down", "up"):
-            ours, floor = item["operator"][direction], item["floor"][direction]
-            lines.append(
-                f"{f'force-down N={n} ({direction}), merge patch':44} {ours['p50']:>8.3f}s {ours['p99']:>8.3f}s "
-                f"{floor['p50']:>9.3f}s {ours['p50'] / floor['p50']:>8.2f}x {ours['p99'] / floor['p99']:>8.2f}x"
-            )
+        for how, key in (("merge patch", "operator"), ("facade PUT", "facade")):
+            for direction in ("down", "up"):
+                ours, floor = item[key][direction], item["floor"][direction]
+                lines.append(
+                    f"{f'force-down N={n} ({direction}), {how}':46} {ours['p50']:>8.3f}s {ours['p99']:>8.3f}s "
+                    f"{floor['p50']:>9.3f}s {ours['p50'] / floor['p50']:>8.2f}x {ours['p99'] / floor['p99']:>8.2f}x"
+                )
+        seen = item["facade"]["visible_down"]
+        lines.append(f"{f'facade shows DOWN after its answer, N={n}':46} {seen['p50']:>8.4f}s {seen['p99']:>8.4f}s")
     lag = results["heartbeat_expiry"]["lag"]
     lines.append(f"{'heartbeat expiry lag after the deadline':44} {lag['p50']:>8.3f}s {lag['p99']:>8.3f}s")
     steady = results["steady_state"]["operator"]
     lines.append(f"operator steady state: {steady['cpu_percent_of_one_core']:.1f}% of a core, {steady['rss_mib']:.0f} MiB RSS")
+    lines.append(f"facade steady state: {results['steady_state']['facade']['rss_mib']:.0f} MiB RSS")
+    for name, read in results["facade_reads"].items():
+        if name == "floor_list":
+            continue
+        floor = results["facade_reads"]["floor_list"]
+        lines.append(
+            f"facade {name}: {read['rps']:.0f} req/s, p99 {read['latency']['p99'] * 1000:.1f} ms "
+            f"({read['rps'] / floor['rps']:.1f}x the API server's LIST of the same servers: {floor['rps']:.1f} req/s)"
+        )
     startup = results["startup"]["operator"]
     lines.append(f"operator start-up: {startup['seconds_to_index']:.2f}s to index {startup['servers']} servers")
+    lines.append(f"facade start-up: {results['startup']['facade']['seconds_to_ready']:.2f}s to a synced cache")
     return "\n".join(lines)
 
 
@@ -38,6 +67,7 @@ async def main(args: argparse.Namespace) -> dict:
     results: dict = {"machine": machine(), "started": datetime.now(UTC).isoformat(), "config": vars(args)}
     try:
         await stack.ensure_namespace(NAMESPACE)
+        await stack.ensure_namespace(TENANT)
         hosts = [f"h{i:04d}" for i in range(args.services)]
         big, small, expiring = hosts[0], hosts[1], hosts[2 : 2 + args.expiring]
         others = hosts[2 : args.hosts_with_servers]
@@ -51,7 +81,7 @@ async def main(args: argparse.Namespace) -> dict:
         await create_services(stack.client, hosts)
         operator, _ = await asyncio.to_thread(stack.operator, *operator_flags)
 
-        keys_by_host = {big: await create_servers(stack.client, NAMESPACE, big, args.big, "big")}
+        keys_by_host = {big: await create_servers(stack.client, TENANT, big, args.big, "big")}
         keys_by_host[small] = await create_servers(stack.client, NAMESPACE, small, args.small, "small")
         per_host = (args.servers - args.big - args.small) // len(others)
         for host in others:
@@ -64,6 +94,12 @@ async def main(args: argparse.Namespace) -> dict:
         await asyncio.gather(*(asyncio.wait_for(watch.expect(keys_by_host[h], "UP"), 600)
                                for h in keys_by_host if h not in expiring), *expiring_up)  # fmt: skip
 
+        facade_flags = [f"--service-down-time={args.down_time}", f"--report-interval={args.report_interval}"]
+        facade, facade_port, _, _ = await scenarios.facade_ready(stack, facade_flags)
+        facade_url = f"http://127.0.0.1:{facade_port}/v2.1"
+        session = aiohttp.ClientSession()
+        token = stack.cluster.admin_token
+
         results["force_down"] = {}
         for host, reps in ((small, args.reps_small), (big, args.reps_big)):
             keys = keys_by_host[host]
@@ -73,7 +109,30 @@ async def main(args: argparse.Namespace) -> dict:
             }
             if profiler is not None:
                 results["profile_fanout"] = profiler.stop()
+            probe = await stack.client.get(SERVERS, keys[0][1], namespace=keys[0][0])
+            results["force_down"][len(keys)]["facade"] = await scenarios.facade_force_down(
+                session, facade_url, token, watch, host, keys, probe["metadata"]["uid"], keys[0][0], reps
+            )
             say(f"force-down N={len(keys)}: done")
+
+        read_headers = {"X-Auth-Token": token, **scenarios.NOVA_2_16}
+        one = await stack.client.get(SERVERS, keys_by_host[big][0][1], namespace=TENANT)
+        results["facade_reads"] = {
+            "servers_detail_1000": await scenarios.read_load(
+                session, f"{facade_url}/{TENANT}/servers/detail", read_headers, args.read_seconds, args.read_clients
+            ),
+            "server_show": await scenarios.read_load(
+                session, f"{facade_url}/{TENANT}/servers/{one['metadata']['uid']}", read_headers, args.read_seconds,
+                args.read_clients,
+            ),
+        }
+        ssl_context = ssl.create_default_context(cafile=str(stack.cluster.ca_file))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context)) as api:
+            results["facade_reads"]["floor_list"] = await scenarios.read_load(
+                api, f"{stack.cluster.server}{SERVERS.path(TENANT)}", {"Authorization": f"Bearer {token}"},
+                args.read_seconds, args.read_clients,
+            )
+        say("facade reads: done")
 
         results["heartbeat_expiry"] = await scenarios.heartbeat_expiry(
             stack, watch, expiring, keys_by_host, args.down_time, args.report_interval, args.expiry_rounds
@@ -81,6 +140,7 @@ async def main(args: argparse.Namespace) -> dict:
         say("heartbeat expiry: done")
 
         results["steady_state"] = {"operator": await scenarios.steady_state(operator.pid, args.steady_seconds)}
+        results["steady_state"]["facade"] = {"rss_mib": process_rss_mib(facade.pid)}
         say("steady state: done")
 
         # The floor: no operator, a bare client patches the same statuses.
@@ -93,9 +153,12 @@ async def main(args: argparse.Namespace) -> dict:
             say(f"floor N={len(keys)}: done")
 
         results["startup"] = {"operator": await scenarios.operator_startup(stack, total, operator_flags)}
+        facade.stop()
+        *_, results["startup"]["facade"] = await scenarios.facade_ready(stack, facade_flags)
         say("start-up: done")
         results["duration_s"] = time.monotonic() - started
         await watch.stop()
+        await session.close()
     finally:
         await stack.stop()
     return results
@@ -115,6 +178,7 @@ def parse() -> argparse.Namespace:
     for key, value in scale.items():
         setattr(args, key, value)
     args.down_time, args.report_interval, args.concurrency = 30.0, 10.0, 64
+    args.read_seconds, args.read_clients = (10.0, 8) if not args.quick else (3.0, 4)
     return args
 
 

@@ -7,8 +7,10 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 
+import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from hoststate.devcluster import free_port
 from hoststate.kube import COMPUTE_SERVICES, LEASES, SERVERS, KubeClient
 from hoststate.kubetime import parse_kube_time
 from hoststate.operator.status import server_status_patch
@@ -108,3 +110,75 @@ async def operator_startup(stack: Stack, servers: int, flags: list[str]) -> dict
             break
         await asyncio.sleep(0.05)
     return {"seconds_to_index": time.monotonic() - started, "servers": servers, "rss_mib": process_rss_mib(process.pid)}
+
+
+# -- the Nova facade ----------------------------------------------------------------------------
+NOVA_2_11 = {"X-OpenStack-Nova-API-Version": "2.11"}
+NOVA_2_16 = {"X-OpenStack-Nova-API-Version": "2.16"}
+
+
+async def facade_force_down(
+    session: aiohttp.ClientSession, facade: str, token: str, watch: ServerWatch, host: str, keys: Keys,
+    probe_server: str, tenant: str, reps: int,
+) -> dict:  # fmt: skip
+    """PUT /os-services/force-down: time to the last server's DOWN in the API server, and how soon
+    after the facade's answer its own GET /servers/{id} shows the new host_status."""
+    headers = {"X-Auth-Token": token, **NOVA_2_11}
+    read_headers = {"X-Auth-Token": token, **NOVA_2_16}
+    timings: dict[str, list[float]] = {"down": [], "up": [], "visible_down": [], "visible_up": []}
+    for rep in range(reps):
+        for forced, target, label in ((True, "DOWN", "down"), (False, "UP", "up")):
+            progress(f"facade force-down N={len(keys)}: {rep + 1}/{reps} {label}")
+            arrived = watch.expect(keys, target)
+            started = time.time()
+            body = {"host": host, "binary": "nova-compute", "forced_down": forced}
+            async with session.put(f"{facade}/os-services/force-down", json=body, headers=headers) as response:
+                assert response.status == 200, await response.text()
+            answered = time.time()
+            while True:
+                async with session.get(f"{facade}/{tenant}/servers/{probe_server}", headers=read_headers) as response:
+                    if (await response.json())["server"]["host_status"] == target:
+                        break
+            timings[f"visible_{label}"].append(time.time() - answered)
+            timings[label].append(await asyncio.wait_for(arrived, 120) - started)
+    return {label: summary(values) for label, values in timings.items()}
+
+
+async def read_load(session: aiohttp.ClientSession, url: str, headers: dict, seconds: float, concurrency: int) -> dict:
+    """Closed-loop load: `concurrency` clients GET `url` for `seconds`; requests per second and latency."""
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    size = 0
+
+    async def client() -> None:
+        nonlocal size
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            async with session.get(url, headers=headers) as response:
+                payload = await response.read()
+                assert response.status == 200, payload[:300]
+            latencies.append(time.perf_counter() - started)
+            size = len(payload)
+
+    started = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    elapsed = time.monotonic() - started
+    return {"rps": len(latencies) / elapsed, "latency": summary(latencies), "bytes": size, "concurrency": concurrency}
+
+
+async def facade_ready(stack: Stack, flags: list[str]) -> tuple[object, int, int, dict]:
+    """Start the facade; time until its cache has synced (/healthz answers 200)."""
+    api_port, metrics_port = free_port(), free_port()
+    started = time.monotonic()
+    process = stack.spawn("facade", "facade", "--host=127.0.0.1", f"--port={api_port}", f"--metrics-port={metrics_port}",
+                          f"--lease-namespace={stack.lease_namespace}", *flags)  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(f"http://127.0.0.1:{metrics_port}/healthz") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    return process, api_port, metrics_port, {"seconds_to_ready": time.monotonic() - started}
