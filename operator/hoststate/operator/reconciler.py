@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,28 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class ServerTransition:
+    """A Server's hostStatus changed (as written by the operator)."""
+
+    namespace: str
+    name: str
+    uid: str
+    host: str
+    old: str
+    new: str
+    reason: str  # ForcedDown | HeartbeatMissing | ServiceDisabled | ServiceUp | NoComputeService | NoHost
+    time: datetime
+
+
+TRANSITION_REASONS = {
+    HostStatus.DOWN: "ForcedDown",
+    HostStatus.UNKNOWN: "HeartbeatMissing",
+    HostStatus.MAINTENANCE: "ServiceDisabled",
+    HostStatus.UP: "ServiceUp",
+}
+
+
 class Reconciler:
     def __init__(
         self,
@@ -57,6 +80,8 @@ class Reconciler:
         self._patches = asyncio.Semaphore(config.fanout_concurrency)
         self._jobs = Coalescer(on_error=self._count_error)
         self._fanout_since: dict[str, float] = {}  # host -> when its change was first observed
+        # Called for every Server transition the operator writes; must not block (queue the work).
+        self.transition_listeners: list[Callable[[ServerTransition], None]] = []
 
     def _count_error(self, key: Hashable, error: BaseException) -> None:
         kind = key[0] if isinstance(key, tuple) else "other"
@@ -249,6 +274,13 @@ class Reconciler:
         self._record_server_transition(record, previous or "", desired)
 
     def _record_server_transition(self, record: ServerRecord, previous: str, desired: str) -> None:
+        reason = TRANSITION_REASONS.get(HostStatus(desired)) or ("NoComputeService" if record.host else "NoHost")
+        transition = ServerTransition(*record.key, record.uid, record.host, previous, desired, reason, self.clock())
+        for listener in self.transition_listeners:
+            try:
+                listener(transition)
+            except Exception:  # a listener's bug must not stop the fan-out
+                logger.exception("transition listener failed")
         ref = ObjectRef(API, "Server", record.key[1], record.uid, namespace=record.key[0])
         if record.host and desired == HostStatus.NONE and self.services.compute_service(record.host) is None:
             logger.warning("server %s/%s is on host %r, which has no nova-compute service", *record.key, record.host)
