@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import API_GROUP, API_VERSION
-from ..domain import HostStatus, heartbeat_deadline, host_status, service_view
+from ..domain import HostStatus, heartbeat_deadline, host_status, service_is_up, service_view
 from ..kube import COMPUTE_SERVICES, SERVERS, ApiError, KubeClient
 from ..metrics import OperatorMetrics
 from .coalescer import Coalescer
@@ -86,6 +86,7 @@ class Reconciler:
     def _count_error(self, key: Hashable, error: BaseException) -> None:
         kind = key[0] if isinstance(key, tuple) else "other"
         self.metrics.reconcile_errors.labels(kind=kind).inc()
+
     # -- what things should be ------------------------------------------------
     def desired_host_status(self, host: str) -> HostStatus:
         if not host:
@@ -127,7 +128,9 @@ class Reconciler:
         record = self.services.by_name.get(name)
         if record is None:
             return  # the agent started before its service exists: kept for when it comes
-        was_up = previous is not None and self._is_up(record, previous)
+        was_up = service_is_up(
+            forced_down=record.forced_down, last_heartbeat=previous, now=self.clock(), down_time=self.config.down_time
+        )
         if was_up:
             self._schedule_deadline(name)  # still up: only the deadline moves
         else:
@@ -139,10 +142,6 @@ class Reconciler:
         record = self.services.by_name.get(name)
         if record is not None:
             self._service_changed(name, record.host)
-
-    def _is_up(self, record: ServiceRecord, heartbeat: datetime) -> bool:
-        age = (self.clock() - heartbeat).total_seconds()
-        return not record.forced_down and abs(age) <= self.config.down_time
 
     def _schedule_deadline(self, name: str) -> None:
         self._cancel_timer(name)
