@@ -1,17 +1,27 @@
 # hoststate: the operator, the Nova facade and the host agent in one image.
-# Build: docker build -t hoststate:dev .   (see README, "Deploy on a cluster")
+# Build: docker build -t hoststate:dev .   (README, "Deploy on a cluster")
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-FROM python:3.11-slim AS build
+# -- build: a virtualenv with hoststate and its runtime dependencies only (no test extras) --
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+RUN python -m venv /opt/hoststate
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# pip compiles the .pyc files here: the runtime's root filesystem is read-only.
+RUN /opt/hoststate/bin/pip install --no-cache-dir . \
+ && /opt/hoststate/bin/pip uninstall --yes pip
 
-FROM python:3.11-slim
-RUN useradd --system --uid 10001 --no-create-home hoststate
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-USER 10001
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-EXPOSE 8774 8080
+# -- runtime: the slim base, the virtualenv, a non-root user --------------------------------
+FROM ${PYTHON_IMAGE}
+RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin hoststate
+COPY --from=build /opt/hoststate /opt/hoststate
+ENV PATH=/opt/hoststate/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER 10001:10001
+# 8774: the Nova facade; 8080: the operator's /metrics and /healthz; 8081: the facade's.
+EXPOSE 8774 8080 8081
 ENTRYPOINT ["hoststate"]
+CMD ["--help"]

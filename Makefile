@@ -27,6 +27,7 @@ run: $(STAMP) controlplane
 	$(PY) -m hoststate.cli run
 
 test: $(STAMP) controlplane
+	bash scripts/install-test-tools.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

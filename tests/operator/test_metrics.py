@@ -7,9 +7,8 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from hoststate.devcluster.processes import wait_for
+from tests.conftest import Operator
 from tests.kubeobjects import compute_service, server
-
-from .conftest import Operator
 
 G, V = "hoststate.io", "v1alpha1"
 

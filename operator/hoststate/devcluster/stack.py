@@ -123,6 +123,12 @@ def run() -> int:
                 "HOSTSTATE_API_SERVER": cluster.server,
                 "HOSTSTATE_ADMIN_TOKEN": cluster.admin_token,
             }
+        facade_port = os.environ.get("HOSTSTATE_FACADE_PORT", "8774")
+        facade_url = f"http://127.0.0.1:{facade_port}/v2.1"
+        env["HOSTSTATE_FACADE_URL"] = facade_url
+        if cluster is not None:
+            # The OpenStack clients' settings for the facade, as the local admin.
+            env |= {"OS_AUTH_TYPE": "admin_token", "OS_ENDPOINT": facade_url, "OS_TOKEN": cluster.admin_token}
         env["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
         write_env(RUN_DIR / "env", env)
         kubectl = Kubectl(bin_dir / "kubectl", kubeconfig)
@@ -132,6 +138,7 @@ def run() -> int:
 
         children = Children(kubeconfig)
         children.start("operator", "operator", f"--lease-namespace={LEASE_NAMESPACE}")
+        children.start("facade", "facade", f"--port={facade_port}", f"--lease-namespace={LEASE_NAMESPACE}")
         for binary, hosts in sample_services().items():
             children.start(f"agent-{binary}", "agent", f"--binary={binary}", f"--lease-namespace={LEASE_NAMESPACE}",
                            *(f"--host={host}" for host in hosts))  # fmt: skip
@@ -140,6 +147,7 @@ def run() -> int:
             f"  source {RUN_DIR / 'env'}\n"
             "  kubectl get srv -A -w\n"
             "  kubectl patch computeservice compute1.nova-compute --type merge -p '{\"spec\":{\"forcedDown\":true}}'\n"
+            f"  openstack compute service list --long    # the Nova facade at {facade_url}\n"
             "Ctrl-C stops everything."
         )
         while not stop.wait(1):

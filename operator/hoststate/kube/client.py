@@ -56,6 +56,9 @@ class KubeClient:
         extra_headers: Mapping[str, str] | None = None,
         impersonate_groups: tuple[str, ...] = (),
     ) -> None:
+        # Credentials found by login() are looked up again on a 401: projected service-account
+        # tokens rotate (client-go re-reads the file the same way).
+        self._relogin = info is None
         self.info = info or login()
         self._owns_session = session is None
         self._session = session
@@ -67,6 +70,17 @@ class KubeClient:
             **(extra_headers or {}),
         }
         self._impersonate_groups = impersonate_groups
+
+    def refresh_credentials(self) -> bool:
+        """Log in again (after a 401); True when the credentials changed."""
+        if not self._relogin:
+            return False
+        fresh = login()
+        if fresh.as_http_headers() == self.info.as_http_headers():
+            return False
+        self.info = fresh
+        self._headers.update(fresh.as_http_headers())
+        return True
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -122,10 +136,14 @@ class KubeClient:
         data = None if body is None else json.dumps(body)
         if data is not None and content_type is None:
             content_type = "application/json"
+        relogged = False
         for attempt in range(TOO_MANY_REQUESTS_RETRIES + 1):
             try:
                 return await self._request_once(method, path, data, params, content_type, timeout)
             except ApiError as error:
+                if error.status == 401 and not relogged and self.refresh_credentials():
+                    relogged = True
+                    continue
                 # 429: API Priority and Fairness, or a watch cache still initializing.
                 if error.status != 429 or attempt == TOO_MANY_REQUESTS_RETRIES:
                     raise
@@ -216,6 +234,8 @@ class KubeClient:
             timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30),
         ) as response:
             if response.status >= 400:
+                if response.status == 401:
+                    self.refresh_credentials()  # the caller's retry uses the new token
                 raise ApiError(response.status, await response.json(content_type=None), "WATCH", resource.path(namespace))
             async for line in response.content:
                 if not line.strip():

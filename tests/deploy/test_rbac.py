@@ -1,0 +1,562 @@
+"""RBAC proven minimal: the real operator, facade and agent run with tokens of the manifests'
+ServiceAccounts (never the admin token) and the rules of rbac-*.yaml.
+
+- sufficient: the whole force-down flow works with exactly those rules;
+- necessary: with any one permission taken away, the component fails (a Forbidden shows);
+- confined: each identity is refused what it must not do (the agent cannot touch a
+  ComputeService, the operator cannot change a spec, the facade writes only by impersonation).
+
+The processes run with the arguments of the manifests' containers (deployment.yaml,
+agent-daemonset.yaml); only ports, addresses and test-speed timings are changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import signal
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from prometheus_client.parser import text_string_to_metric_families
+
+from hoststate import API_GROUP, API_VERSION
+from hoststate.devcluster import DevCluster, free_port
+from hoststate.devcluster.processes import HoststateProcess, wait_for
+from hoststate.devcluster.stack import Kubectl
+from tests.conftest import Operator
+from tests.kubeobjects import compute_service, server
+
+from .conftest import INSTALL_NAMESPACE, find
+
+G, V = API_GROUP, API_VERSION
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+TEST_TIMINGS = {"--service-down-time": "3", "--report-interval": "1", "--resync-period": "30"}
+
+
+# -- identities -------------------------------------------------------------------------------
+@dataclass
+class Identity:
+    name: str  # the ServiceAccount, in INSTALL_NAMESPACE
+    kubeconfig: Path
+    api: k8s.ApiClient
+
+    @property
+    def custom(self) -> k8s.CustomObjectsApi:
+        return k8s.CustomObjectsApi(self.api)
+
+
+class Identities:
+    """Tokens (TokenRequest) and kubeconfigs for ServiceAccounts of the install namespace."""
+
+    def __init__(self, cluster: DevCluster, api_client: k8s.ApiClient, directory: Path) -> None:
+        self.cluster = cluster
+        self.core = k8s.CoreV1Api(api_client)
+        self.directory = directory
+        self._clients: list[k8s.ApiClient] = []
+
+    def token(self, service_account: str, namespace: str = INSTALL_NAMESPACE) -> str:
+        request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
+        return self.core.create_namespaced_service_account_token(service_account, namespace, request).status.token
+
+    def __call__(self, service_account: str) -> Identity:
+        ca = base64.b64encode(self.cluster.ca_file.read_bytes()).decode()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "test", "cluster": {"server": self.cluster.server, "certificate-authority-data": ca}}],
+            "users": [{"name": service_account, "user": {"token": self.token(service_account)}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": service_account}}],
+            "current-context": "test",
+        }
+        path = self.directory / f"{service_account}.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        api = k8s_config.new_client_from_config(config_file=str(path))
+        self._clients.append(api)
+        return Identity(service_account, path, api)
+
+    def close(self) -> None:
+        for api in self._clients:
+            api.close()
+
+
+@pytest.fixture(scope="module")
+def manifests_rbac(rendered: list[dict[str, Any]], kubectl: Kubectl, install_namespace: str, tmp_path_factory) -> list[dict]:
+    """The base's ServiceAccounts, roles and bindings, applied for real."""
+    objects = [o for o in rendered if o["kind"] in RBAC_KINDS]
+    path = tmp_path_factory.mktemp("rbac") / "rbac.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path), capture=True)
+    return objects
+
+
+@pytest.fixture(scope="module")
+def identities(cluster: DevCluster, api_client: k8s.ApiClient, manifests_rbac: list[dict], tmp_path_factory) -> Iterator[Identities]:
+    made = Identities(cluster, api_client, tmp_path_factory.mktemp("kubeconfigs"))
+    yield made
+    made.close()
+
+
+# -- the processes, with the manifests' arguments ---------------------------------------------
+def container(rendered: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    workload = next(o for o in rendered if o["kind"] == kind)
+    return next(c for c in workload["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+
+
+def manifest_args(spec: dict[str, Any], overrides: dict[str, str], env: dict[str, str] | None = None) -> list[str]:
+    """The container's args with $(VAR) expanded as the kubelet does, and `--flag=value` overrides."""
+    args = [re.sub(r"\$\((\w+)\)", lambda m: (env or {})[m.group(1)], arg) for arg in spec["args"]]
+    result = [arg for arg in args if arg.split("=", 1)[0] not in overrides]
+    return result + [f"{flag}={value}" for flag, value in overrides.items()]
+
+
+def port_of(args: list[str], flag: str) -> int:
+    return int(next(a.split("=", 1)[1] for a in args if a.startswith(f"{flag}=")))
+
+
+class Stack:
+    """The manifests' operator, facade and agents, each with its own identity's kubeconfig."""
+
+    def __init__(self, rendered: list[dict[str, Any]]) -> None:
+        self.rendered = rendered
+        self.processes: list[HoststateProcess] = []
+        self.ports: dict[int, int] = {}  # container port (as in the manifests) -> the local one
+
+    def _map_ports(self, spec: dict[str, Any], overrides: dict[str, str]) -> None:
+        for flag in ("--port", "--metrics-port"):
+            if flag in overrides and any(a.startswith(f"{flag}=") for a in spec["args"]):
+                self.ports[port_of(spec["args"], flag)] = int(overrides[flag])
+
+    def _start(self, args: list[str], identity: Identity, name: str) -> HoststateProcess:
+        process = HoststateProcess(args, identity.kubeconfig, name).start()
+        self.processes.append(process)
+        return process
+
+    def operator(self, identity: Identity, wait: bool = True) -> tuple[HoststateProcess, int]:
+        spec = container(self.rendered, "Deployment", "operator")
+        port = free_port()
+        overrides = {"--metrics-port": str(port), "--lease-namespace": INSTALL_NAMESPACE, **TEST_TIMINGS}
+        self._map_ports(spec, overrides)
+        args = manifest_args(spec, overrides)
+        process = self._start(args, identity, f"operator-{identity.name}")
+        if wait:
+            process.wait_for_output("hoststate operator started")
+        return process, port
+
+    def facade(self, identity: Identity) -> tuple[HoststateProcess, str]:
+        spec = container(self.rendered, "Deployment", "facade")
+        port = free_port()
+        overrides = {"--host": "127.0.0.1", "--port": str(port), "--lease-namespace": INSTALL_NAMESPACE}
+        overrides |= {k: v for k, v in TEST_TIMINGS.items() if k != "--resync-period"}
+        if any(arg.startswith("--metrics-port=") for arg in spec["args"]):
+            overrides["--metrics-port"] = str(free_port())
+        self._map_ports(spec, overrides)
+        process = self._start(manifest_args(spec, overrides), identity, f"facade-{identity.name}")
+        return process, f"http://127.0.0.1:{port}"
+
+    def agent(self, identity: Identity, host: str) -> HoststateProcess:
+        spec = container(self.rendered, "DaemonSet", "agent")
+        env = {"NODE_NAME": host, "HOSTSTATE_REPORT_INTERVAL": TEST_TIMINGS["--report-interval"]}
+        args = manifest_args(spec, {"--lease-namespace": INSTALL_NAMESPACE}, env)
+        return self._start(args, identity, f"agent-{identity.name}")
+
+    def stop(self) -> None:
+        for process in self.processes:  # signal them all first: they stop in parallel
+            if process.running:
+                process.proc.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            process.stop()
+        self.processes.clear()
+
+
+@pytest.fixture
+def stack(rendered: list[dict[str, Any]]) -> Iterator[Stack]:
+    made = Stack(rendered)
+    yield made
+    made.stop()
+
+
+@pytest.fixture
+def only_our_operator(operator_handle: Operator) -> None:
+    """Stop the suite's admin operator so that only the RBAC-limited one acts; the operator
+    tests restart it (ensure_running)."""
+    operator_handle.stop()
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def scrape(port: int) -> dict[str, float]:
+    """Unlabelled samples, and labelled ones summed, by name."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+def nova(url: str, method: str, path: str, token: str | None, version: str, body: Any = None) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "OpenStack-API-Version": f"compute {version}",
+            "X-OpenStack-Nova-API-Version": version,
+            **({"X-Auth-Token": token} if token else {}),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+    except OSError:
+        return 0, None  # not listening (yet)
+
+
+def serving(facade: HoststateProcess, url: str) -> None:
+    """Wait until the facade answers (its port opens once its cache has synced); fail if it died."""
+
+    def answers() -> bool:
+        if not facade.running:
+            raise AssertionError(f"the facade exited:\n{facade.output()[-3000:]}")
+        return nova(url, "GET", "/", None, "2.1")[0] == 200
+
+    wait_for(answers, timeout=60, what="the facade to serve")
+
+
+def host_statuses(custom: k8s.CustomObjectsApi, namespace: str, names: list[str]) -> set[str]:
+    return {
+        (custom.get_namespaced_custom_object(G, V, namespace, "servers", name).get("status") or {}).get("hostStatus", "")
+        for name in names
+    }
+
+
+def forbidden(call) -> bool:
+    try:
+        call()
+    except k8s.ApiException as error:
+        return error.status == 403
+    return False
+
+
+FLEET_ADMIN_ROLE = "hoststate-deploy-test-fleet-admin"
+
+
+@pytest.fixture(scope="module")
+def fleet_admin_role(api_client: k8s.ApiClient) -> str:
+    """What a fault monitor or a cloud admin gets: the facade makes them Nova admin."""
+    rbac = k8s.RbacAuthorizationV1Api(api_client)
+    rbac.create_cluster_role(
+        k8s.V1ClusterRole(
+            metadata=k8s.V1ObjectMeta(name=FLEET_ADMIN_ROLE),
+            rules=[
+                k8s.V1PolicyRule(api_groups=[G], resources=["computeservices"], verbs=["get", "list", "watch", "patch"]),
+                k8s.V1PolicyRule(api_groups=[G], resources=["servers"], verbs=["get", "list", "watch"]),
+            ],
+        )
+    )
+    return FLEET_ADMIN_ROLE
+
+
+def fleet_admin(api_client: k8s.ApiClient, identities: Identities, namespace: str, role: str) -> str:
+    """A ServiceAccount in the tenant namespace `namespace`, bound to the fleet admin role: its token."""
+    k8s.CoreV1Api(api_client).create_namespaced_service_account(
+        namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="fleet-admin"))
+    )
+    k8s.RbacAuthorizationV1Api(api_client).create_cluster_role_binding(
+        k8s.V1ClusterRoleBinding(
+            metadata=k8s.V1ObjectMeta(name=f"{namespace}-fleet-admin"),
+            role_ref=k8s.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role),
+            subjects=[k8s.RbacV1Subject(kind="ServiceAccount", name="fleet-admin", namespace=namespace)],
+        )
+    )
+    return identities.token("fleet-admin", namespace)
+
+
+def forbidden_lines(*processes: HoststateProcess) -> list[str]:
+    return [
+        f"{p.name}: {line}" for p in processes for line in p.output().splitlines() if "forbidden" in line.lower()
+    ]
+
+
+# -- sufficient --------------------------------------------------------------------------------
+def test_force_down_flow_works_with_the_manifests_rbac(
+    only_our_operator: None,
+    stack: Stack,
+    identities: Identities,
+    fleet_admin_role: str,
+    api_client: k8s.ApiClient,
+    custom: k8s.CustomObjectsApi,
+    namespace: str,
+    unique_host: str,
+) -> None:
+    operator, metrics_port = stack.operator(identities("hoststate-operator"))
+    facade, facade_url = stack.facade(identities("hoststate-facade"))
+    agent = stack.agent(identities("hoststate-agent"), unique_host)
+    admin_token = fleet_admin(api_client, identities, namespace, fleet_admin_role)
+
+    service = custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host))
+    names = ["vm-1", "vm-2"]
+    created = [custom.create_namespaced_custom_object(G, V, namespace, "servers", server(n, host=unique_host)) for n in names]
+    wait_for(lambda: host_statuses(custom, namespace, names) == {"UP"}, what="servers UP (agent's heartbeat seen)")
+
+    # A fleet admin forces the host down through the Nova facade: TokenReview,
+    # SubjectAccessReview, then a PATCH impersonating the caller.
+    serving(facade, facade_url)
+    body = {"host": unique_host, "binary": "nova-compute", "forced_down": True}
+    status, answer = nova(facade_url, "PUT", "/v2.1/os-services/force-down", admin_token, "2.11", body)
+    assert status == 200 and answer["service"]["forced_down"] is True, (status, answer, facade.output()[-2000:])
+    wait_for(lambda: host_statuses(custom, namespace, names) == {"DOWN"}, what="servers DOWN after force-down")
+
+    # The facade's watch cache (its list/watch rights) shows it to the admin (host_status, 2.16).
+    uid = created[0]["metadata"]["uid"]
+    wait_for(
+        lambda: (nova(facade_url, "GET", f"/v2.1/servers/{uid}", admin_token, "2.16")[1] or {})
+        .get("server", {})
+        .get("host_status")
+        == "DOWN",
+        what="host_status DOWN through the facade",
+    )
+
+    # Unset it with kubectl's way (a plain patch): back UP, the agent still beating.
+    custom.patch_cluster_custom_object(G, V, "computeservices", service["metadata"]["name"], {"spec": {"forcedDown": False}})
+    wait_for(lambda: host_statuses(custom, namespace, names) == {"UP"}, what="servers UP after unsetting forcedDown")
+
+    # It was this operator's work (its own counters), without a single refused request.
+    # (the force-down and the unset each fanned out to both servers)
+    samples = wait_for(
+        lambda: (s := scrape(metrics_port))["hoststate_fanout_servers_patched_total"] >= 2 * len(names) and s,
+        what="this operator's fan-out counter",
+    )
+    assert samples.get("hoststate_reconcile_errors_total", 0) == 0
+    # Its Events went to the tenant namespace (Servers) and to "default" (the ComputeService).
+    core = k8s.CoreV1Api(api_client)
+
+    def events_in(ns: str, name: str) -> list:
+        return [e for e in core.list_namespaced_event(ns).items if e.involved_object.name == name]
+
+    wait_for(lambda: events_in(namespace, names[0]), what="Server events in the tenant namespace")
+    wait_for(lambda: events_in("default", service["metadata"]["name"]), what="ComputeService events in default")
+    assert not forbidden_lines(operator, facade, agent)
+    check_probes_and_scrapes(stack)
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+def check_probes_and_scrapes(stack: Stack) -> None:
+    """The Deployment's probes and the ServiceMonitor's endpoints, resolved through the Service
+    to container ports, answer on the real processes."""
+    deployment = find(stack.rendered, "Deployment", "hoststate")
+    named = {}  # port name -> container port
+    for spec in deployment["spec"]["template"]["spec"]["containers"]:
+        named |= {p["name"]: p["containerPort"] for p in spec["ports"]}
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            action = spec[probe]["httpGet"]
+            status, _ = get(stack.ports[named[action["port"]]], action["path"])
+            assert status == 200, f"{spec['name']} {probe} {action} answers {status}"
+    service_ports = {p["name"]: p["targetPort"] for p in find(stack.rendered, "Service", "hoststate")["spec"]["ports"]}
+    for endpoint in find(stack.rendered, "ServiceMonitor", "hoststate")["spec"]["endpoints"]:
+        status, text = get(stack.ports[named[service_ports[endpoint["port"]]]], endpoint["path"])
+        assert status == 200, f"scrape of {endpoint['port']} answers {status}"
+        families = {f.name for f in text_string_to_metric_families(text)}
+        assert any(name.startswith("hoststate_") for name in families), f"{endpoint['port']}: {sorted(families)}"
+
+
+# -- confined ----------------------------------------------------------------------------------
+def test_each_identity_is_refused_what_it_must_not_do(
+    identities: Identities, custom: k8s.CustomObjectsApi, unique_host: str, namespace: str
+) -> None:
+    name = custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host))["metadata"]["name"]
+    custom.create_namespaced_custom_object(G, V, namespace, "servers", server("vm", host=unique_host))
+    down = {"spec": {"forcedDown": True}}
+    agent, operator, facade = (identities(n) for n in ("hoststate-agent", "hoststate-operator", "hoststate-facade"))
+
+    # The agent: only Leases. It cannot force a host down (nor up), nor fake a status.
+    assert forbidden(lambda: agent.custom.patch_cluster_custom_object(G, V, "computeservices", name, down))
+    assert forbidden(lambda: agent.custom.patch_cluster_custom_object_status(G, V, "computeservices", name, {"status": {"state": "up"}}))
+    assert forbidden(lambda: agent.custom.list_cluster_custom_object(G, V, "computeservices"))
+    assert forbidden(lambda: k8s.CoordinationV1Api(agent.api).list_namespaced_lease("default"))
+    # The operator writes statuses only: never a spec, never a delete, never a Secret.
+    assert forbidden(lambda: operator.custom.patch_cluster_custom_object(G, V, "computeservices", name, down))
+    assert forbidden(lambda: operator.custom.delete_namespaced_custom_object(G, V, namespace, "servers", "vm"))
+    assert forbidden(lambda: k8s.CoreV1Api(operator.api).list_namespaced_secret(INSTALL_NAMESPACE))
+    # The facade writes nothing as itself: a force-down is made as the caller.
+    assert forbidden(lambda: facade.custom.patch_cluster_custom_object(G, V, "computeservices", name, down))
+    assert forbidden(lambda: facade.custom.delete_cluster_custom_object(G, V, "computeservices", name))
+    assert forbidden(lambda: k8s.CoreV1Api(facade.api).list_namespaced_secret(INSTALL_NAMESPACE))
+    assert not custom.get_cluster_custom_object(G, V, "computeservices", name)["spec"].get("forcedDown")
+
+
+# -- necessary ---------------------------------------------------------------------------------
+def permissions(role: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) of every rule of a Role or ClusterRole, one by one."""
+    return [
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    ]
+
+
+def without(role: dict[str, Any], permission: tuple[str, str, str]) -> dict[str, Any]:
+    """The role with one (group, resource, verb) removed."""
+    reduced = copy.deepcopy(role)
+    rules = []
+    for rule in reduced["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                verbs = [v for v in rule["verbs"] if (group, resource, v) != permission]
+                if verbs:
+                    rules.append({"apiGroups": [group], "resources": [resource], "verbs": verbs})
+    reduced["rules"] = rules
+    return reduced
+
+
+class Ablation:
+    """A copy of a component's roles, minus one permission, bound to a ServiceAccount of its own."""
+
+    def __init__(self, rendered: list[dict[str, Any]], kubectl: Kubectl, identities: Identities, tmp: Path) -> None:
+        self.rendered = rendered
+        self.kubectl = kubectl
+        self.identities = identities
+        self.tmp = tmp
+
+    def roles_of(self, service_account: str) -> list[dict[str, Any]]:
+        bindings = [
+            o for o in self.rendered
+            if o["kind"] in ("RoleBinding", "ClusterRoleBinding")
+            and any(s["name"] == service_account for s in o["subjects"])
+        ]  # fmt: skip
+        return [find(self.rendered, b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings]
+
+    def all_permissions(self, service_account: str) -> list[tuple[str, str, str]]:
+        return [p for role in self.roles_of(service_account) for p in permissions(role)]
+
+    def identity_without(self, service_account: str, permission: tuple[str, str, str]) -> Identity:
+        name = f"ablated-{uuid.uuid4().hex[:8]}"
+        objects: list[dict[str, Any]] = [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": INSTALL_NAMESPACE}}
+        ]
+        for role in self.roles_of(service_account):
+            reduced = without(role, permission)
+            role_name = f"{name}-{role['metadata']['name']}"
+            reduced["metadata"] = {"name": role_name, **({"namespace": INSTALL_NAMESPACE} if role["kind"] == "Role" else {})}
+            binding = {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding" if role["kind"] == "Role" else "ClusterRoleBinding",
+                "metadata": {"name": role_name, **({"namespace": INSTALL_NAMESPACE} if role["kind"] == "Role" else {})},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role["kind"], "name": role_name},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": INSTALL_NAMESPACE}],
+            }
+            objects += [reduced, binding]
+        path = self.tmp / f"{name}.yaml"
+        path.write_text(yaml.safe_dump_all(objects))
+        self.kubectl("apply", "--server-side", "-f", str(path), capture=True)
+        return self.identities(name)
+
+
+@pytest.fixture
+def ablation(rendered, kubectl, identities, tmp_path) -> Ablation:
+    return Ablation(rendered, kubectl, identities, tmp_path)
+
+
+def refusal(permission: tuple[str, str, str]) -> str:
+    """How the API server words the refusal of exactly this permission."""
+    group, resource, verb = permission
+    return f'cannot {verb} resource "{resource}" in API group "{group}"'
+
+
+def test_the_manifests_grant_what_the_code_uses(ablation: Ablation) -> None:
+    """The permission lists the ablation tests below take apart, spelled out for review."""
+    assert sorted(ablation.all_permissions("hoststate-operator")) == sorted([
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+        (G, "computeservices", "list"), (G, "computeservices", "watch"),
+        (G, "servers", "list"), (G, "servers", "watch"),
+        (G, "computeservices/status", "patch"), (G, "servers/status", "patch"),
+        ("", "events", "create"),
+        ("coordination.k8s.io", "leases", "list"), ("coordination.k8s.io", "leases", "watch"),
+    ])  # fmt: skip
+    assert sorted(ablation.all_permissions("hoststate-agent")) == [
+        ("coordination.k8s.io", "leases", "create"), ("coordination.k8s.io", "leases", "patch"),
+    ]  # fmt: skip
+    assert sorted(ablation.all_permissions("hoststate-facade")) == sorted([
+        (G, "computeservices", "list"), (G, "computeservices", "watch"),
+        (G, "servers", "list"), (G, "servers", "watch"),
+        ("coordination.k8s.io", "leases", "list"), ("coordination.k8s.io", "leases", "watch"),
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
+        ("", "users", "impersonate"), ("", "groups", "impersonate"), ("", "serviceaccounts", "impersonate"),
+        ("authentication.k8s.io", "uids", "impersonate"),
+    ])  # fmt: skip
+
+
+# The operator reads these when it starts; it needs the others to act on a change.
+OPERATOR_READS = [
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+    (G, "computeservices", "list"),
+    (G, "computeservices", "watch"),
+    (G, "servers", "list"),
+    (G, "servers", "watch"),
+    ("coordination.k8s.io", "leases", "list"),
+    ("coordination.k8s.io", "leases", "watch"),
+]
+OPERATOR_WRITES = [(G, "computeservices/status", "patch"), (G, "servers/status", "patch"), ("", "events", "create")]
+
+
+def test_operator_needs_each_read(only_our_operator: None, ablation: Ablation, stack: Stack) -> None:
+    # All at once: a missing read shows when the operator starts, whatever the others do.
+    started = [
+        (permission, stack.operator(ablation.identity_without("hoststate-operator", permission), wait=False)[0])
+        for permission in OPERATOR_READS
+    ]
+    for permission, process in started:
+        process.wait_for_output(refusal(permission), timeout=60)
+
+
+@pytest.mark.parametrize("permission", OPERATOR_WRITES, ids=lambda p: f"{p[2]}-{p[1]}")
+def test_operator_needs_each_write(
+    only_our_operator: None,
+    ablation: Ablation,
+    stack: Stack,
+    custom: k8s.CustomObjectsApi,
+    namespace: str,
+    unique_host: str,
+    permission: tuple[str, str, str],
+) -> None:
+    # One operator at a time: a new service (its status to write, an Event to post) and a
+    # server on it (its status to patch), for this operator alone to act on.
+    custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host, forcedDown=True))
+    custom.create_namespaced_custom_object(G, V, namespace, "servers", server("vm", host=unique_host))
+    process, _ = stack.operator(ablation.identity_without("hoststate-operator", permission))
+    process.wait_for_output(refusal(permission), timeout=60)
+
+
+@pytest.mark.parametrize("permission", [("coordination.k8s.io", "leases", "create"), ("coordination.k8s.io", "leases", "patch")], ids=lambda p: p[2])
+def test_agent_needs_each_permission(ablation: Ablation, stack: Stack, unique_host: str, permission) -> None:
+    # A host that never beat: its Lease must be created (after the first patch finds none).
+    agent = stack.agent(ablation.identity_without("hoststate-agent", permission), unique_host)
+    agent.wait_for_output(refusal(permission), timeout=60)

@@ -1,0 +1,64 @@
+"""The client layer against the real API server: a rotated token is picked up after a 401."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+
+from hoststate.devcluster import DevCluster
+from hoststate.kube import SERVERS, ApiError, KubeClient
+
+
+def bound_token(core: k8s.CoreV1Api, namespace: str, secret: str) -> str:
+    """A token of ServiceAccount `reader` that dies with the Secret it is bound to."""
+    core.create_namespaced_secret(namespace, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=secret)))
+    uid = core.read_namespaced_secret(secret, namespace).metadata.uid
+    spec = k8s.V1TokenRequestSpec(
+        audiences=[], bound_object_ref=k8s.V1BoundObjectReference(kind="Secret", api_version="v1", name=secret, uid=uid)
+    )
+    return core.create_namespaced_service_account_token("reader", namespace, k8s.AuthenticationV1TokenRequest(spec=spec)).status.token
+
+
+def write_kubeconfig(path: Path, cluster: DevCluster, token: str) -> None:
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": token}
+    path.write_text(yaml.safe_dump(config))
+
+
+async def test_token_rotation_is_picked_up_after_a_401(
+    cluster: DevCluster, api_client: k8s.ApiClient, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = k8s.CoreV1Api(api_client)
+    core.create_namespaced_service_account(namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="reader")))
+    rbac = k8s.RbacAuthorizationV1Api(api_client)
+    rbac.create_namespaced_role(namespace, k8s.V1Role(
+        metadata=k8s.V1ObjectMeta(name="list-servers"),
+        rules=[k8s.V1PolicyRule(api_groups=["hoststate.io"], resources=["servers"], verbs=["list"])],
+    ))  # fmt: skip
+    rbac.create_namespaced_role_binding(namespace, k8s.V1RoleBinding(
+        metadata=k8s.V1ObjectMeta(name="reader-lists"),
+        role_ref=k8s.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="list-servers"),
+        subjects=[k8s.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
+    ))  # fmt: skip
+    kubeconfig = tmp_path / "kubeconfig"
+    write_kubeconfig(kubeconfig, cluster, bound_token(core, namespace, "first"))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+
+    async with KubeClient() as client:
+        assert (await client.list(SERVERS, namespace))["items"] == []
+
+        core.delete_namespaced_secret("first", namespace)  # the token dies with it
+        write_kubeconfig(kubeconfig, cluster, bound_token(core, namespace, "second"))
+
+        assert (await client.list(SERVERS, namespace))["items"] == []
+
+        # Credentials given explicitly are not replaced behind the caller's back.
+        core.delete_namespaced_secret("second", namespace)
+        fixed = KubeClient(client.info)
+        with pytest.raises(ApiError) as refused:
+            await fixed.list(SERVERS, namespace)
+        assert refused.value.status == 401
+        await fixed.close()
