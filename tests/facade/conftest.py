@@ -271,4 +271,5 @@ def http(
         return Response(error.code, error.headers, json.loads(payload) if payload else None)
 
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "nova-api-samples"
+# Nova's doc/api_samples, the subset the facade serves (copied: see nova_api_samples/README.md).
+SAMPLES = Path(__file__).resolve().parent / "nova_api_samples"

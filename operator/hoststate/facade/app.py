@@ -12,10 +12,12 @@ from pathlib import Path
 from aiohttp import web
 
 from ..kube import KubeClient
+from ..metrics import FacadeMetrics, serve_metrics
 from .auth import Authenticator
 from .controllers import versions
 from .controllers.servers import ServerController
 from .controllers.services import ServiceController
+from .metrics import METRICS, metrics_middleware
 from .policy import PolicyEngine
 from .state import ClusterState
 from .wsgi import AUTHENTICATOR, PUBLIC_URL, Versioned, by_version, nova_middleware
@@ -35,6 +37,7 @@ class FacadeConfig:
     policy_file: Path | None = None
     token_cache_ttl: float = 10.0
     public_url: str = ""  # the root clients reach, when behind a proxy; else the request's own
+    metrics_port: int = 8081  # /metrics and /healthz on 0.0.0.0; 0 turns them off
 
     @classmethod
     def from_env(cls, **overrides: object) -> FacadeConfig:
@@ -45,6 +48,7 @@ class FacadeConfig:
             "report_interval": float(env.get("HOSTSTATE_REPORT_INTERVAL", cls.report_interval)),
             "policy_file": Path(env["HOSTSTATE_FACADE_POLICY_FILE"]) if env.get("HOSTSTATE_FACADE_POLICY_FILE") else None,
             "public_url": env.get("HOSTSTATE_FACADE_PUBLIC_URL", ""),
+            "metrics_port": int(env.get("HOSTSTATE_FACADE_METRICS_PORT", cls.metrics_port)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -69,8 +73,17 @@ def add_routes(app: web.Application, services: ServiceController, servers: Serve
         app.router.add_get(f"{prefix}/servers/{{server_id}}", servers.show)
 
 
-def create_app(kube: KubeClient, config: FacadeConfig, state: ClusterState | None = None) -> web.Application:
-    """The application; its cache starts (and is synced) when the app starts."""
+def create_app(
+    kube: KubeClient,
+    config: FacadeConfig,
+    state: ClusterState | None = None,
+    metrics: FacadeMetrics | None = None,
+) -> web.Application:
+    """The application; its cache starts (and is synced) when the app starts.
+
+    Requests are counted in `metrics` (a fresh registry when none is given); serving them is
+    `serve_metrics_while_running`'s job, so that apps made in tests bind no metrics port.
+    """
     policy = PolicyEngine(config.policy_file)
     state = state or ClusterState(
         kube,
@@ -78,7 +91,8 @@ def create_app(kube: KubeClient, config: FacadeConfig, state: ClusterState | Non
         service_down_time=config.service_down_time,
         report_interval=config.report_interval,
     )
-    app = web.Application(middlewares=[nova_middleware])
+    app = web.Application(middlewares=[metrics_middleware, nova_middleware])
+    app[METRICS] = metrics or FacadeMetrics()
     app[AUTHENTICATOR] = Authenticator(kube, policy, cache_ttl=config.token_cache_ttl)
     app[PUBLIC_URL] = config.public_url
     app[STATE] = state
@@ -93,12 +107,29 @@ def create_app(kube: KubeClient, config: FacadeConfig, state: ClusterState | Non
     return app
 
 
+def serve_metrics_while_running(app: web.Application, port: int) -> None:
+    """/metrics and /healthz on 0.0.0.0:`port` from before the cache syncs (so /healthz says 503
+    until it has) until the app stops. Healthy: the cache has synced and its watches still run."""
+    state = app[STATE]
+
+    async def metrics_server(app: web.Application) -> AsyncIterator[None]:
+        runner = await serve_metrics(app[METRICS].registry, port, healthy=lambda: state.healthy)
+        try:
+            yield
+        finally:
+            await runner.cleanup()
+
+    app.cleanup_ctx.insert(0, metrics_server)
+
+
 def run(config: FacadeConfig) -> int:
     """`hoststate facade`: serve until SIGINT/SIGTERM."""
 
     async def make_app() -> web.Application:
         kube = KubeClient()
         app = create_app(kube, config)
+        if config.metrics_port:
+            serve_metrics_while_running(app, config.metrics_port)
 
         async def close_kube(app: web.Application) -> AsyncIterator[None]:
             yield

@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service-down-time", type=float, default=None, help="seconds (60, as Nova)")
     parser.add_argument("--report-interval", type=float, default=None, help="seconds (10, as Nova)")
     parser.add_argument("--public-url", default=None, help="root URL clients use, when behind a proxy")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="/metrics and /healthz on 0.0.0.0 (8081, env HOSTSTATE_FACADE_METRICS_PORT; 0 = off)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,6 +39,10 @@ def main(args: argparse.Namespace) -> int:
         service_down_time=args.service_down_time,
         report_interval=args.report_interval,
         public_url=args.public_url,
+        metrics_port=args.metrics_port,
     )
-    logging.getLogger(__name__).info("Nova facade on %s:%d", config.host, config.port)
+    log = logging.getLogger(__name__)
+    log.info("Nova facade on %s:%d", config.host, config.port)
+    if config.metrics_port:
+        log.info("facade metrics on 0.0.0.0:%d (/metrics, /healthz)", config.metrics_port)
     return run(config)

@@ -116,6 +116,11 @@ class ClusterState:
     def synced(self) -> bool:
         return all(informer.synced.is_set() for informer in self.informers)
 
+    @property
+    def healthy(self) -> bool:
+        """Every cache has synced and no watch loop has died (they retry forever unless broken)."""
+        return self.synced and all(informer.running for informer in self.informers)
+
     # -- indexes -------------------------------------------------------------------
     def _index_service(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         if old is not None:

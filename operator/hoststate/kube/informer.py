@@ -1,8 +1,11 @@
 """Informer: a list+watch cache of one resource, kept current with bookmarks and relists on 410.
 
 Generic on purpose (the facade uses it; the operator may): it knows nothing of what it
-caches. Readers use `get()`/`items()` synchronously from the event loop; `add_handler()`
-lets a caller keep its own indexes in step with the store.
+caches. A stopped informer keeps its store and its resourceVersion; started again, it
+resumes watching from there, and relists if the API server answers that the version has
+expired (410 Gone: compacted, or older than the watch cache's window).
+Readers use `get()`/`items()` synchronously from the event loop; `add_handler()` lets a
+caller keep its own indexes in step with the store.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ class Informer:
         self.watch_timeout = watch_timeout
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
-        self.resource_version = ""
+        self.resource_version = ""  # where the next watch starts; empty: list first
+        self.relists = 0  # lists after a 410 Gone (the first list is not counted)
         self.synced = asyncio.Event()
         self._store: dict[Key, dict[str, Any]] = {}
         self._handlers: list[Handler] = []
@@ -126,9 +130,10 @@ class Informer:
             self._task = None
 
     async def run(self) -> None:
-        """List, then watch from the list's version; relist on 410 Gone; back off on other errors."""
+        """List (unless resuming), then watch from the list's version; relist on 410 Gone; back off
+        on other errors."""
         delay = self.retry_delay
-        need_list = True
+        need_list = not self.resource_version
         while True:
             try:
                 if need_list:
@@ -141,6 +146,7 @@ class Informer:
             except ApiError as error:
                 if error.status == 410:
                     log.info("%s: resourceVersion %s expired, relisting", self.resource.plural, self.resource_version)
+                    self.relists += 1
                     need_list = True
                     continue
                 log.warning("%s: %s; retrying in %.0fs", self.resource.plural, error, delay)

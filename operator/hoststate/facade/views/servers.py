@@ -207,9 +207,10 @@ def detail(
     body["os-extended-volumes:volumes_attached"] = []
     if version.at_least("2.9"):
         body["locked"] = False
-    if version.at_least("2.16") and visibility.host_status is not None:
-        if not visibility.host_status or host_status == HostStatus.UNKNOWN:
-            body["host_status"] = str(host_status)
+    # Nova's unknown_only: None hides the field; True shows it only when UNKNOWN; False always.
+    shown = visibility.host_status is False or (visibility.host_status is True and host_status == HostStatus.UNKNOWN)
+    if version.at_least("2.16") and shown:
+        body["host_status"] = str(host_status)
     if version.at_least("2.19"):
         body["description"] = None
     if version.at_least("2.26"):
