@@ -9,6 +9,7 @@ import yaml
 from kubernetes import client as k8s
 
 from hoststate.devcluster import DevCluster
+from hoststate.devcluster.processes import wait_for
 from hoststate.kube import SERVERS, ApiError, KubeClient
 
 
@@ -20,6 +21,15 @@ def bound_token(core: k8s.CoreV1Api, namespace: str, secret: str) -> str:
         audiences=[], bound_object_ref=k8s.V1BoundObjectReference(kind="Secret", api_version="v1", name=secret, uid=uid)
     )
     return core.create_namespaced_service_account_token("reader", namespace, k8s.AuthenticationV1TokenRequest(spec=spec)).status.token
+
+
+def wait_until_rejected(api_client: k8s.ApiClient, token: str) -> None:
+    """The API server notices a bound object's deletion through its caches: wait for it."""
+    reviews = k8s.AuthenticationV1Api(api_client)
+    wait_for(
+        lambda: not reviews.create_token_review(k8s.V1TokenReview(spec=k8s.V1TokenReviewSpec(token=token))).status.authenticated,
+        what="the token to be rejected",
+    )
 
 
 def write_kubeconfig(path: Path, cluster: DevCluster, token: str) -> None:
@@ -44,19 +54,23 @@ async def test_token_rotation_is_picked_up_after_a_401(
         subjects=[k8s.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
     ))  # fmt: skip
     kubeconfig = tmp_path / "kubeconfig"
-    write_kubeconfig(kubeconfig, cluster, bound_token(core, namespace, "first"))
+    first = bound_token(core, namespace, "first")
+    write_kubeconfig(kubeconfig, cluster, first)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
 
     async with KubeClient() as client:
         assert (await client.list(SERVERS, namespace))["items"] == []
 
         core.delete_namespaced_secret("first", namespace)  # the token dies with it
-        write_kubeconfig(kubeconfig, cluster, bound_token(core, namespace, "second"))
+        wait_until_rejected(api_client, first)
+        second = bound_token(core, namespace, "second")
+        write_kubeconfig(kubeconfig, cluster, second)
 
         assert (await client.list(SERVERS, namespace))["items"] == []
 
         # Credentials given explicitly are not replaced behind the caller's back.
         core.delete_namespaced_secret("second", namespace)
+        wait_until_rejected(api_client, second)
         fixed = KubeClient(client.info)
         with pytest.raises(ApiError) as refused:
             await fixed.list(SERVERS, namespace)

@@ -1,5 +1,5 @@
 """Kubernetes RBAC has the last word on writes: a policy file may let anyone through at the
-Nova layer, but the facade writes as the caller (impersonation), so a caller whom RBAC does not
+Nova layer, but the facade writes with the caller's own token, so a caller whom RBAC does not
 let patch or delete computeservices gets Nova's 403 and nothing changes."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def assert_forbidden_by_rbac(response: Response, users: Users, verb: str) -> Non
     assert response.status == 403, response.body
     fault = response.body["forbidden"]
     assert fault["code"] == 403
-    # The API server's refusal, naming the impersonated caller rather than the facade.
+    # The API server's refusal, naming the caller rather than the facade.
     assert f"system:serviceaccount:{users.project}:alice" in fault["message"]
     assert f'cannot {verb} resource "computeservices"' in fault["message"]
 

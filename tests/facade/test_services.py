@@ -179,7 +179,7 @@ def test_services_need_admin(facade: RunningFacade, users: Users, world: World) 
 
 
 def test_force_down_is_audited_as_the_caller(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
-    """The patch is made impersonating the caller, and managedFields name them, not the facade."""
+    """The patch is made with the caller's token, and managedFields name them, not the facade."""
     http(services_url(facade, f"/{world.service_uuid}"), "PUT", token=users.admin, version="2.53", body={"forced_down": True})
     entries = get_service(custom, world)["metadata"]["managedFields"]
     (patch,) = [e for e in entries if "f:forcedDown" in e.get("fieldsV1", {}).get("f:spec", {}) and e["operation"] == "Update"]

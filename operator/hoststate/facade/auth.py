@@ -130,7 +130,9 @@ class Authenticator:
         if admin or member:
             roles += ["member", "reader"]
         is_admin = self.policy.check_is_admin(identity.username, project_id, roles)
-        return RequestContext(identity=identity, project_id=project_id, roles=tuple(roles), is_admin=is_admin)
+        return RequestContext(
+            identity=identity, project_id=project_id, roles=tuple(roles), is_admin=is_admin, token=token or ""
+        )
 
 
 async def _false() -> bool:

@@ -1,4 +1,5 @@
-"""Who is calling: the Kubernetes identity (for impersonation) and the Nova view of it (for policy)."""
+"""Who is calling: the Kubernetes identity and token (writes are made with it) and the Nova view
+of it (for policy)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class RequestContext:
     project_id: str | None
     roles: tuple[str, ...]
     is_admin: bool
+    # The caller's bearer token, for the writes made on their behalf; lives only as long as the request.
+    token: str = field(default="", repr=False)
 
     @property
     def user_id(self) -> str:

@@ -14,7 +14,6 @@ from typing import Any
 
 import aiohttp
 import kopf
-from multidict import CIMultiDict
 
 from .resources import Resource
 
@@ -45,7 +44,7 @@ def login() -> kopf.ConnectionInfo:
 
 
 class KubeClient:
-    """A small async Kubernetes client. Share one per process; `impersonating()` views share its pool."""
+    """A small async Kubernetes client. Share one per process."""
 
     def __init__(
         self,
@@ -53,8 +52,6 @@ class KubeClient:
         *,
         max_connections: int = 100,
         session: aiohttp.ClientSession | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        impersonate_groups: tuple[str, ...] = (),
     ) -> None:
         # Credentials found by login() are looked up again on a 401: projected service-account
         # tokens rotate (client-go re-reads the file the same way).
@@ -67,9 +64,8 @@ class KubeClient:
             "Accept": "application/json",
             "User-Agent": "hoststate",
             **self.info.as_http_headers(),
-            **(extra_headers or {}),
         }
-        self._impersonate_groups = impersonate_groups
+        self._bare_session: aiohttp.ClientSession | None = None  # no credentials of ours, for as_token_holder()
 
     def refresh_credentials(self) -> bool:
         """Log in again (after a 401); True when the credentials changed."""
@@ -95,16 +91,29 @@ class KubeClient:
             )
         return self._session
 
-    def impersonating(self, user: str, groups: list[str] | None = None, uid: str | None = None) -> KubeClient:
-        """A view that acts as `user` (Impersonate-* headers), so the audit trail names the caller."""
-        headers = {"Impersonate-User": user}
-        if uid:
-            headers["Impersonate-Uid"] = uid
-        return KubeClient(
-            self.info, session=self.session, extra_headers=headers, impersonate_groups=tuple(groups or ())
+    def as_token_holder(self, token: str) -> KubeClient:
+        """A view that authenticates as the holder of `token` and sends none of our credentials.
+
+        Writes made for a caller need no privilege of ours (no impersonation right): the API
+        server authorises the caller itself, and its audit log names them. The view's pool
+        has the cluster's CA but never our client certificate, which would take precedence.
+        """
+        info = self.info
+        if self._bare_session is None:
+            bare = kopf.ConnectionInfo(server=info.server, ca_path=info.ca_path, ca_data=info.ca_data, insecure=info.insecure)
+            self._bare_session = aiohttp.ClientSession(
+                base_url=info.server.rstrip("/") + "/",
+                connector=aiohttp.TCPConnector(limit=16, ssl=bare.as_ssl_context()),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            )
+        holder = kopf.ConnectionInfo(
+            server=info.server, ca_path=info.ca_path, ca_data=info.ca_data, insecure=info.insecure, token=token
         )
+        return KubeClient(holder, session=self._bare_session)
 
     async def close(self) -> None:
+        if self._bare_session is not None:
+            await self._bare_session.close()
         if self._owns_session and self._session is not None:
             await self._session.close()
 
@@ -115,13 +124,8 @@ class KubeClient:
         await self.close()
 
     # -- requests ---------------------------------------------------------------
-    def _request_headers(self, content_type: str | None) -> CIMultiDict[str]:
-        headers = CIMultiDict(self._headers)
-        if content_type:
-            headers["Content-Type"] = content_type
-        for group in self._impersonate_groups:  # one header per group
-            headers.add("Impersonate-Group", group)
-        return headers
+    def _request_headers(self, content_type: str | None) -> dict[str, str]:
+        return {**self._headers, "Content-Type": content_type} if content_type else self._headers
 
     async def request(
         self,

@@ -1,5 +1,5 @@
 """os-services (nova/api/openstack/compute/services.py): list, the legacy PUT actions
-(2.1-2.52), PUT by uuid (2.53+), DELETE. Writes impersonate the caller."""
+(2.1-2.52), PUT by uuid (2.53+), DELETE. Writes are made with the caller's own token."""
 
 from __future__ import annotations
 
@@ -160,9 +160,9 @@ class ServiceController:
 
     # -- writes -----------------------------------------------------------------------------
     def _as_caller(self, ctx: RequestContext) -> KubeClient:
-        """The API server's audit log and managedFields then name the caller, not the facade."""
-        identity = ctx.identity
-        return self.kube.impersonating(identity.username, list(identity.groups), identity.uid or None)
+        """The API server authorises the caller (RBAC), and its audit log and managedFields name
+        them, not the facade; the facade needs no write access nor the right to impersonate."""
+        return self.kube.as_token_holder(ctx.token)
 
     async def _patch(self, ctx: RequestContext, service: ServiceState, spec: dict[str, Any]) -> ServiceState:
         patched = await self._as_caller(ctx).request(
@@ -170,7 +170,7 @@ class ServiceController:
             COMPUTE_SERVICES.path(None, service.name),
             body={"spec": spec},
             content_type=MERGE_PATCH,
-            # managedFields then name the caller too, next to the audit log's impersonated user.
+            # managedFields name the caller's user name (the default would be the client's user agent).
             params={"fieldManager": ctx.user_id[:128]},
         )
         # Read-your-writes: the next GET through the facade sees this change.
