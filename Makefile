@@ -35,6 +35,7 @@ lint: $(STAMP)
 
 # Benchmarks (not part of `make test`): prints a table, writes bench/results/latest.json.
 bench: $(STAMP) controlplane
+	bash scripts/install-test-tools.sh wrk:wrk
 	$(PY) -m bench $(BENCH_ARGS)
 
 unit: $(STAMP)

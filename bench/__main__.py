@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ssl
 import time
 from datetime import UTC, datetime
 
@@ -117,21 +116,16 @@ async def main(args: argparse.Namespace) -> dict:
 
         read_headers = {"X-Auth-Token": token, **scenarios.NOVA_2_16}
         one = await stack.client.get(SERVERS, keys_by_host[big][0][1], namespace=TENANT)
+        detail_url = f"{facade_url}/{TENANT}/servers/detail"
+        show_url = f"{facade_url}/{TENANT}/servers/{one['metadata']['uid']}"
+        list_url = f"{stack.cluster.server}{SERVERS.path(TENANT)}"
         results["facade_reads"] = {
-            "servers_detail_1000": await scenarios.read_load(
-                session, f"{facade_url}/{TENANT}/servers/detail", read_headers, args.read_seconds, args.read_clients
-            ),
-            "server_show": await scenarios.read_load(
-                session, f"{facade_url}/{TENANT}/servers/{one['metadata']['uid']}", read_headers, args.read_seconds,
-                args.read_clients,
+            "servers_detail_1000": await scenarios.read_load(detail_url, read_headers, args.read_seconds, args.read_clients),
+            "server_show": await scenarios.read_load(show_url, read_headers, args.read_seconds, args.read_clients),
+            "floor_list": await scenarios.read_load(
+                list_url, {"Authorization": f"Bearer {token}"}, args.read_seconds, args.read_clients
             ),
         }
-        ssl_context = ssl.create_default_context(cafile=str(stack.cluster.ca_file))
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context)) as api:
-            results["facade_reads"]["floor_list"] = await scenarios.read_load(
-                api, f"{stack.cluster.server}{SERVERS.path(TENANT)}", {"Authorization": f"Bearer {token}"},
-                args.read_seconds, args.read_clients,
-            )
         say("facade reads: done")
 
         results["heartbeat_expiry"] = await scenarios.heartbeat_expiry(

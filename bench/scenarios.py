@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -144,26 +145,29 @@ async def facade_force_down(
     return {label: summary(values) for label, values in timings.items()}
 
 
-async def read_load(session: aiohttp.ClientSession, url: str, headers: dict, seconds: float, concurrency: int) -> dict:
-    """Closed-loop load: `concurrency` clients GET `url` for `seconds`; requests per second and latency."""
-    latencies: list[float] = []
-    deadline = time.monotonic() + seconds
-    size = 0
+WRK_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
-    async def client() -> None:
-        nonlocal size
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            async with session.get(url, headers=headers) as response:
-                payload = await response.read()
-                assert response.status == 200, payload[:300]
-            latencies.append(time.perf_counter() - started)
-            size = len(payload)
 
-    started = time.monotonic()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    elapsed = time.monotonic() - started
-    return {"rps": len(latencies) / elapsed, "latency": summary(latencies), "bytes": size, "concurrency": concurrency}
+def _seconds(text: str) -> float:
+    number = text.rstrip("usm")
+    return float(number) * WRK_UNITS[text[len(number):]]
+
+
+async def read_load(url: str, headers: dict[str, str], seconds: float, connections: int) -> dict:
+    """Closed-loop load with wrk (a C load generator: the Python client would be the bottleneck)."""
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--latency"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    process = await asyncio.create_subprocess_exec(
+        *args, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output = (await process.communicate())[0].decode()
+    if process.returncode != 0 or "Non-2xx" in output or "Requests/sec" not in output:
+        raise RuntimeError(f"wrk failed on {url}:\n{output}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    latency = {f"p{q}": _seconds(value) for q, value in re.findall(r"^\s+(50|99)%\s+(\S+)", output, re.M)}
+    size = re.search(r"([\d.]+[KMG]?B) read", output).group(1)
+    return {"rps": rps, "latency": latency, "connections": connections, "transferred": size, "tool": "wrk"}
 
 
 async def facade_ready(stack: Stack, flags: list[str]) -> tuple[object, int, int, dict]:

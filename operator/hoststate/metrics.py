@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 # Fan-out of a host change to its servers: 1 ms .. 60 s.
 FANOUT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0)
+# From a Server's status write to the tenant's webhook answering 2xx (retries included).
+NOTIFICATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SERVICE_LABELS = ("host", "binary", "zone")
 HOST_STATUSES = ("UP", "UNKNOWN", "DOWN", "MAINTENANCE", "")
@@ -52,6 +54,48 @@ class OperatorMetrics:
         )
         self.heartbeat_expiries = Counter(
             "hoststate_heartbeat_expiries_total", "Services whose heartbeat deadline passed.", registry=self.registry
+        )
+        # Tenant notifications (hoststate.notifications).
+        self.notifications = Counter(
+            "hoststate_notifications_total",
+            "Notification events by result: delivered (2xx), failed (retries exhausted or refused), "
+            "dropped (queue full or subscription gone).",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in ("delivered", "failed", "dropped"):
+            self.notifications.labels(result=result)
+        self.notification_retries = Counter(
+            "hoststate_notification_retries_total", "Delivery attempts retried after a failure.", registry=self.registry
+        )
+        self.notification_latency = Histogram(
+            "hoststate_notification_latency_seconds",
+            "From a Server's hostStatus transition (its status write) to the webhook's 2xx, retries included.",
+            buckets=NOTIFICATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.notifications_pending = Gauge(
+            "hoststate_notifications_pending", "Notification events queued or in flight.", registry=self.registry
+        )
+        # Evacuation (hoststate.operator.evacuation).
+        self.evacuations = Counter(
+            "hoststate_evacuations_total",
+            "Evacuations recorded by the operator in status.evacuation, by trigger (api, automatic) and state "
+            "(accepted, done, failed).",
+            ["trigger", "state"],
+            registry=self.registry,
+        )
+        self.evacuations_in_flight = Gauge(
+            "hoststate_evacuations_in_flight",
+            "Evacuations requested and not yet done or failed (automatic ones are capped by --evacuation-concurrency).",
+            registry=self.registry,
+        )
+        self.evacuation_storm_guard = Gauge(
+            "hoststate_evacuation_storm_guard_active",
+            "1 while automatic evacuation is stopped in a scope (zone, or 'all') because more than "
+            "--evacuation-storm-threshold of its nova-compute hosts are down.",
+            ["zone"],
+            registry=self.registry,
         )
 
     def watch(self, reconciler: Reconciler) -> None:

@@ -495,7 +495,9 @@ def test_the_manifests_grant_what_the_code_uses(ablation: Ablation) -> None:
         ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
         (G, "computeservices", "list"), (G, "computeservices", "watch"),
         (G, "servers", "list"), (G, "servers", "watch"),
+        (G, "hoststatussubscriptions", "list"), (G, "hoststatussubscriptions", "watch"),
         (G, "computeservices/status", "patch"), (G, "servers/status", "patch"),
+        (G, "hoststatussubscriptions/status", "patch"),
         ("", "events", "create"),
         ("coordination.k8s.io", "leases", "list"), ("coordination.k8s.io", "leases", "watch"),
     ])  # fmt: skip
@@ -519,10 +521,17 @@ OPERATOR_READS = [
     (G, "computeservices", "watch"),
     (G, "servers", "list"),
     (G, "servers", "watch"),
+    (G, "hoststatussubscriptions", "list"),
+    (G, "hoststatussubscriptions", "watch"),
     ("coordination.k8s.io", "leases", "list"),
     ("coordination.k8s.io", "leases", "watch"),
 ]
-OPERATOR_WRITES = [(G, "computeservices/status", "patch"), (G, "servers/status", "patch"), ("", "events", "create")]
+OPERATOR_WRITES = [
+    (G, "computeservices/status", "patch"),
+    (G, "servers/status", "patch"),
+    (G, "hoststatussubscriptions/status", "patch"),
+    ("", "events", "create"),
+]
 
 
 def test_operator_needs_each_read(only_our_operator: None, ablation: Ablation, stack: Stack) -> None:
@@ -545,10 +554,16 @@ def test_operator_needs_each_write(
     unique_host: str,
     permission: tuple[str, str, str],
 ) -> None:
-    # One operator at a time: a new service (its status to write, an Event to post) and a
-    # server on it (its status to patch), for this operator alone to act on.
+    # One operator at a time: a new service (its status to write, an Event to post), a
+    # server on it (its status to patch) and a subscription (its status to write, here that
+    # its Secret cannot be read), for this operator alone to act on.
     custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host, forcedDown=True))
     custom.create_namespaced_custom_object(G, V, namespace, "servers", server("vm", host=unique_host))
+    subscription = {
+        "apiVersion": f"{G}/{V}", "kind": "HostStatusSubscription", "metadata": {"name": "hook"},
+        "spec": {"url": "http://127.0.0.1:9/hook", "signingKeySecretRef": {"name": "hook-key"}},
+    }  # fmt: skip
+    custom.create_namespaced_custom_object(G, V, namespace, "hoststatussubscriptions", subscription)
     process, _ = stack.operator(ablation.identity_without("hoststate-operator", permission))
     process.wait_for_output(refusal(permission), timeout=60)
 

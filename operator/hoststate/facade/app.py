@@ -15,6 +15,7 @@ from ..kube import KubeClient
 from ..metrics import FacadeMetrics, serve_metrics
 from .auth import Authenticator
 from .controllers import versions
+from .controllers.server_actions import ServerActionController
 from .controllers.servers import ServerController
 from .controllers.services import ServiceController
 from .metrics import METRICS, metrics_middleware
@@ -54,7 +55,12 @@ class FacadeConfig:
         return cls(**values)  # type: ignore[arg-type]
 
 
-def add_routes(app: web.Application, services: ServiceController, servers: ServerController) -> None:
+def add_routes(
+    app: web.Application,
+    services: ServiceController,
+    servers: ServerController,
+    actions: ServerActionController | None = None,
+) -> None:
     app.router.add_get("/", versions.index, name="versions")
     app.router.add_get("/v2.1", versions.show_v21, name="version_v21")
     app.router.add_get("/v2.1/", versions.show_v21, name="version_v21_slash")
@@ -71,6 +77,8 @@ def add_routes(app: web.Application, services: ServiceController, servers: Serve
         app.router.add_get(f"{prefix}/servers", servers.index)
         app.router.add_get(f"{prefix}/servers/detail", servers.detail)
         app.router.add_get(f"{prefix}/servers/{{server_id}}", servers.show)
+        if actions is not None:
+            app.router.add_post(f"{prefix}/servers/{{server_id}}/action", actions.action)
 
 
 def create_app(
@@ -96,7 +104,9 @@ def create_app(
     app[AUTHENTICATOR] = Authenticator(kube, policy, cache_ttl=config.token_cache_ttl)
     app[PUBLIC_URL] = config.public_url
     app[STATE] = state
-    add_routes(app, ServiceController(state, policy, kube), ServerController(state, policy))
+    add_routes(
+        app, ServiceController(state, policy, kube), ServerController(state, policy), ServerActionController(state, policy, kube)
+    )
 
     async def cache(app: web.Application) -> AsyncIterator[None]:
         await state.start()

@@ -1,5 +1,5 @@
 """Nova's policy rules for the routes the facade serves: names and default check strings as in
-nova/policies/base.py, servers.py, services.py and extended_server_attributes.py.
+nova/policies/base.py, servers.py, services.py, extended_server_attributes.py and evacuate.py.
 
 A Nova-format policy file overrides any of them, e.g.
 `"os_compute_api:servers:show:host_status": "rule:admin_or_owner"`.
@@ -55,5 +55,11 @@ EXTENDED_SERVER_ATTRIBUTES_RULES = [
 ]
 
 
+EVACUATE = "os_compute_api:os-evacuate"  # nova/policies/evacuate.py
+EVACUATE_RULES = [
+    policy.RuleDefault(EVACUATE, ADMIN, "Evacuate a server from a failed host to a new host."),
+]
+
+
 def list_rules() -> list[policy.RuleDefault]:
-    return [*BASE_RULES, *SERVICES_RULES, *SERVERS_RULES, *EXTENDED_SERVER_ATTRIBUTES_RULES]
+    return [*BASE_RULES, *SERVICES_RULES, *SERVERS_RULES, *EXTENDED_SERVER_ATTRIBUTES_RULES, *EVACUATE_RULES]

@@ -16,15 +16,9 @@ from ..domain import HostStatus, ServiceFacts, effective_service_down_time, host
 from ..domain.hoststatus import COMPUTE_BINARY
 from ..kube import COMPUTE_SERVICES, LEASES, SERVERS, KubeClient
 from ..kube.informer import Informer
+from ..kubetime import parse_kube_time as parse_time
 
 Obj = dict[str, Any]
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """RFC 3339 times as the API server writes them (Time and MicroTime)."""
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def legacy_service_id(uid: str) -> int:
@@ -95,6 +89,11 @@ class ClusterState:
         self._service_by_uid: dict[str, Obj] = {}
         self._service_by_legacy_id: dict[int, Obj] = {}
         self._server_by_uid: dict[str, Obj] = {}
+        self._servers_by_project: dict[str, dict[str, Obj]] = {}
+        # Bumped on every change of a project's servers (and "" for any), and of any service:
+        # response caches key on them.
+        self.server_generations: Counter[str] = Counter()
+        self.service_generation = 0
         self._servers_per_host: Counter[str] = Counter()
         self.services.add_handler(self._index_service)
         self.servers.add_handler(self._index_server)
@@ -123,6 +122,7 @@ class ClusterState:
 
     # -- indexes -------------------------------------------------------------------
     def _index_service(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        self.service_generation += 1
         if old is not None:
             spec, uid = old.get("spec", {}), old["metadata"]["uid"]
             self._service_by_host_binary.pop((spec.get("host", ""), spec.get("binary", COMPUTE_BINARY)), None)
@@ -135,12 +135,20 @@ class ClusterState:
             self._service_by_legacy_id[legacy_service_id(uid)] = new
 
     def _index_server(self, kind: str, old: Obj | None, new: Obj | None) -> None:
+        self.server_generations[""] += 1
+        for obj in (old, new):
+            if obj is not None:
+                self.server_generations[obj["metadata"]["namespace"]] += 1
         if old is not None:
-            self._server_by_uid.pop(old["metadata"]["uid"], None)
+            uid = old["metadata"]["uid"]
+            self._server_by_uid.pop(uid, None)
+            self._servers_by_project.get(old["metadata"]["namespace"], {}).pop(uid, None)
             if host := old.get("spec", {}).get("host"):
                 self._servers_per_host[host] -= 1
         if new is not None:
-            self._server_by_uid[new["metadata"]["uid"]] = new
+            uid = new["metadata"]["uid"]
+            self._server_by_uid[uid] = new
+            self._servers_by_project.setdefault(new["metadata"]["namespace"], {})[uid] = new
             if host := new.get("spec", {}).get("host"):
                 self._servers_per_host[host] += 1
 
@@ -182,16 +190,21 @@ class ClusterState:
     def all_servers(self) -> Iterator[Obj]:
         return self.servers.items()
 
+    def servers_of_project(self, project_id: str) -> list[Obj]:
+        return list(self._servers_by_project.get(project_id, {}).values())
+
     def server_by_uid(self, uid: str) -> Obj | None:
         return self._server_by_uid.get(uid)
 
     def host_status(self, server: Obj) -> HostStatus:
         """Nova's get_instance_host_status, at read time."""
-        host = server.get("spec", {}).get("host")
+        return self.host_status_of_host(server.get("spec", {}).get("host", ""))
+
+    def host_status_of_host(self, host: str, now: datetime | None = None) -> HostStatus:
         if not host:
             return host_status(None)
-        service = self.service_by_host_and_binary(host, COMPUTE_BINARY)
-        return host_status(service.facts if service else None)
+        obj = self._service_by_host_binary.get((host, COMPUTE_BINARY))
+        return host_status(self.evaluate(obj, now).facts if obj else None)
 
     def zone_of_host(self, host: str) -> str | None:
         service = self._service_by_host_binary.get((host, COMPUTE_BINARY))

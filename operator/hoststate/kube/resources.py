@@ -34,3 +34,5 @@ COMPUTE_SERVICES = Resource(API_GROUP, API_VERSION, "computeservices", namespace
 SERVERS = Resource(API_GROUP, API_VERSION, "servers", namespaced=True)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", namespaced=True)
 EVENTS = Resource("", "v1", "events", namespaced=True)
+SECRETS = Resource("", "v1", "secrets", namespaced=True)
+HOST_STATUS_SUBSCRIPTIONS = Resource(API_GROUP, API_VERSION, "hoststatussubscriptions", namespaced=True)

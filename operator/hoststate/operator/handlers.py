@@ -21,10 +21,11 @@ from .. import API_GROUP, API_VERSION
 from ..kube import COMPUTE_SERVICES, SERVERS, KubeClient
 from ..kube.informer import Informer
 from ..metrics import OperatorMetrics, serve_metrics
+from ..notifications import Notifier
+from .evacuation import Evacuator, slim_server_with_evacuation
 from .events import EventRecorder
 from .leases import HeartbeatLeases
 from .reconciler import Reconciler
-from .state import slim_server
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     reconciler = Reconciler(client, config, events, metrics)
     metrics.watch(reconciler)
     leases = HeartbeatLeases(client, reconciler, config.lease_namespace)
+    evacuator = memo.evacuator = Evacuator(client, reconciler, config, events, metrics)
     servers = [
-        Informer(client, SERVERS, namespace, transform=slim_server) for namespace in (config.namespaces or [None])
+        Informer(client, SERVERS, namespace, transform=slim_server_with_evacuation)
+        for namespace in (config.namespaces or [None])
     ]
     for informer in servers:
         informer.add_handler(partial(_server_changed, reconciler))
+        informer.add_handler(evacuator.server_changed)
+    reconciler.transition_listeners.append(evacuator.on_transition)
 
     # Heartbeats, then services, then servers: the first Server events must already see
     # every host's state, or a restart would flap servers to "".
@@ -56,8 +61,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     await leases.informer.synced.wait()
     for item in (await client.list(COMPUTE_SERVICES)).get("items", []):
         reconciler.service_seen(item)
+    # Subscriptions before servers too: the transitions of the first Server events are notified.
+    memo.notifier = notifier = Notifier(client, metrics, partial(_server_labels, reconciler), namespaces=config.namespaces)
+    reconciler.transition_listeners.append(notifier.on_transition)
+    memo.tasks += notifier.start()
+    await notifier.wait_synced(timeout=5)
     memo.tasks += [informer.start() for informer in servers]
     memo.tasks.append(asyncio.create_task(_resync_forever(reconciler, config.resync_period), name="resync"))
+    memo.tasks.append(evacuator.start())
     memo.client, memo.events, memo.reconciler = client, events, reconciler
     if config.metrics_port:
         memo.http = await serve_metrics(
@@ -67,6 +78,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         "hoststate operator started: down time %gs, fan-out concurrency %d, leases in %s",
         config.down_time, config.fanout_concurrency, config.lease_namespace,
     )  # fmt: skip
+
+
+def _server_labels(reconciler: Reconciler, namespace: str, name: str) -> dict[str, str] | None:
+    record = reconciler.servers.by_key.get((namespace, name))
+    return record.labels if record is not None else None
 
 
 def _server_changed(reconciler: Reconciler, kind: str, old: dict | None, new: dict | None) -> None:
@@ -89,6 +105,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await asyncio.gather(*memo.get("tasks", []), return_exceptions=True)
     if "http" in memo:
         await memo.http.cleanup()
+    if "notifier" in memo:
+        notifier: Notifier = memo.notifier
+        await notifier.stop()
     if "reconciler" in memo:
         await memo.reconciler.stop()
         events: EventRecorder = memo.events
@@ -101,6 +120,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 async def compute_service_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if event["type"] == "DELETED":
         memo.reconciler.service_deleted(body)
+        memo.evacuator.service_deleted(body)
     else:
         memo.reconciler.service_seen(body)
+        memo.evacuator.service_seen(body)
 

@@ -115,7 +115,8 @@ def slim_server(obj: dict[str, Any]) -> dict[str, Any]:
     """What the operator keeps of a Server (its watch cache holds 10,000s of them)."""
     meta = obj["metadata"]
     return {
-        "metadata": {key: meta.get(key) for key in ("name", "namespace", "uid", "generation", "resourceVersion")},
+        # labels: for the notifications' server selectors.
+        "metadata": {key: meta.get(key) for key in ("name", "namespace", "uid", "generation", "resourceVersion", "labels")},
         "spec": {"host": (obj.get("spec") or {}).get("host", "")},
         "status": {"hostStatus": (obj.get("status") or {}).get("hostStatus")},
     }
@@ -129,6 +130,7 @@ class ServerRecord:
     generation: int
     host_status: str | None  # as last observed (watch event or our own patch's answer)
     resource_version: int | None
+    labels: dict[str, str] = field(default_factory=dict)  # for the notifications' server selectors
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ServerRecord:
@@ -140,6 +142,7 @@ class ServerRecord:
             generation=int(meta.get("generation") or 0),
             host_status=(body.get("status") or {}).get("hostStatus"),
             resource_version=resource_version(body),
+            labels=meta.get("labels") or {},
         )
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from .. import API_GROUP, API_VERSION
 from .computeservice import NAME_RULE, ComputeService
 from .server import Server
+from .subscription import HostStatusSubscription
 
 # Keywords a structural CRD schema accepts from JSON Schema (others are dropped).
 _KEPT_KEYWORDS = {
@@ -81,7 +82,24 @@ SERVER = CRDInfo(
     ],
 )
 
-ALL_CRDS = [COMPUTE_SERVICE, SERVER]
+HOST_STATUS_SUBSCRIPTION = CRDInfo(
+    model=HostStatusSubscription,
+    kind="HostStatusSubscription",
+    plural="hoststatussubscriptions",
+    short_names=["hss"],
+    scope="Namespaced",
+    printer_columns=[
+        {"name": "URL", "type": "string", "jsonPath": ".spec.url"},
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Delivered", "type": "integer", "jsonPath": ".status.delivered"},
+        {"name": "Failures", "type": "integer", "jsonPath": ".status.consecutiveFailures"},
+        {"name": "Last Success", "type": "date", "jsonPath": ".status.lastSuccessTime"},
+        {"name": "Last Error", "type": "string", "jsonPath": ".status.lastError", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+)
+
+ALL_CRDS = [COMPUTE_SERVICE, SERVER, HOST_STATUS_SUBSCRIPTION]
 
 
 def _resolve(node: Any, defs: dict[str, Any]) -> Any:

@@ -77,6 +77,29 @@ class ServerSpec(KubeModel):
     )
 
 
+class Evacuation(KubeModel):
+    """The server's latest evacuation, as the operator recorded it from the request
+    (annotation hoststate.io/evacuation) written together with the move of spec.host."""
+
+    id: str = Field(max_length=64, description="Id of the evacuation request (in the annotation).")
+    source_host: str = Field(max_length=NOVA_HOST_MAX_LENGTH, description="Host the server was evacuated from.")
+    target_host: str = Field(max_length=NOVA_HOST_MAX_LENGTH, description="Host the server was evacuated to.")
+    requested_time: datetime = Field(description="When the evacuation was requested.")
+    trigger: Literal["api", "automatic"] = Field(
+        default="api", description="api: the Nova facade's evacuate action; automatic: the operator (HA servers)."
+    )
+    requested_by: str | None = Field(default=None, max_length=512, description="User who requested it.")
+    state: Literal["accepted", "done", "failed"] = Field(
+        description=(
+            "accepted: the server was moved and is not yet UP on the target; done: it shows UP on the "
+            "target (confirmed); failed: the target went down or lost its service, the server was "
+            "moved elsewhere, or it was not UP within the operator's evacuation timeout."
+        )
+    )
+    completed_time: datetime | None = Field(default=None, description="When it became done or failed.")
+    message: str | None = Field(default=None, max_length=1024, description="Why it is in this state.")
+
+
 class ServerStatus(KubeModel):
     """The host status the operator derived from the server's host."""
 
@@ -91,6 +114,9 @@ class ServerStatus(KubeModel):
     conditions: list[Condition] | None = CONDITIONS_FIELD
     observed_generation: int | None = Field(
         default=None, ge=0, description="metadata.generation this status was computed from."
+    )
+    evacuation: Evacuation | None = Field(
+        default=None, description="The latest evacuation of this server; written by the operator only."
     )
 
 

@@ -3,21 +3,25 @@ with and without the project id in the path. Served from the facade's cache."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from oslo_utils import strutils, uuidutils
 
+from ...domain import HostStatus
 from ..context import RequestContext
 from ..faults import HTTPBadRequest, HTTPNotFound
 from ..policies import EXTENDED_SERVER_ATTRIBUTES, SERVERS
 from ..policy import PolicyEngine
 from ..schemas import servers as schemas
-from ..state import ClusterState, parse_time
+from ..state import ClusterState
 from ..validation import validate_query
 from ..views import servers as views
-from ..wsgi import context, json_response, links, version
+from ..wsgi import context, links, version
 
 MAX_LIMIT = 1000  # Nova's [api] max_limit default
 # Filters a non-admin may use (Nova's remove_invalid_options keeps only these, of those served).
@@ -28,6 +32,13 @@ class ServerController:
     def __init__(self, state: ClusterState, policy: PolicyEngine) -> None:
         self.state = state
         self.policy = policy
+        self.rendered = views.RenderedServers()
+        self.responses = ResponseCache()
+        state.servers.add_handler(self._forget_deleted)
+
+    def _forget_deleted(self, kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        if kind == "DELETED" and old is not None:
+            self.rendered.forget(old["metadata"]["uid"])
 
     async def index(self, request: web.Request) -> web.Response:
         return await self._list(request, is_detail=False)
@@ -42,7 +53,8 @@ class ServerController:
         project_id = server["metadata"]["namespace"]
         self.policy.can(ctx, SERVERS % "show", target={"project_id": project_id})
         visibility = self._visibility(ctx, project_id)
-        return json_response({"server": self._detail(request, server, visibility)})
+        body = self._detail(request, server, visibility, {})
+        return web.Response(text=f'{{"server": {body}}}', content_type="application/json")
 
     # -- helpers ----------------------------------------------------------------------------
     def _get_instance(self, ctx: RequestContext, server_id: str) -> dict[str, Any]:
@@ -64,16 +76,20 @@ class ServerController:
             unknown_only = None
         return views.Visibility(extended_attributes=extended, host_status=unknown_only)
 
-    def _detail(self, request: web.Request, server: dict[str, Any], visibility: views.Visibility) -> dict[str, Any]:
+    def _detail(
+        self, request: web.Request, server: dict[str, Any], visibility: views.Visibility, statuses: dict[str, HostStatus]
+    ) -> str:
+        """The server's body as JSON text: cached rendering, host_status computed now
+        (once per host per request: `statuses`)."""
         host = server.get("spec", {}).get("host", "")
-        return views.detail(
-            server,
-            links=links(request),
-            version=version(request),
-            visibility=visibility,
-            host_status=self.state.host_status(server),
+        api_version = version(request)
+        body = self.rendered.body(
+            server, links=links(request), version=api_version, extended=visibility.extended_attributes,
             zone=self.state.zone_of_host(host) if host else None,
-        )
+        )  # fmt: skip
+        if host not in statuses:
+            statuses[host] = self.state.host_status_of_host(host)
+        return views.with_host_status(body, api_version, visibility, statuses[host])
 
     async def _list(self, request: web.Request, *, is_detail: bool) -> web.Response:
         ctx = context(request)
@@ -87,10 +103,21 @@ class ServerController:
         all_tenants = _is_all_tenants(opts)
         if all_tenants:
             self.policy.can(ctx, SERVERS % ("detail:get_all_tenants" if is_detail else "index:get_all_tenants"))
+        visibility = self._visibility(ctx, ctx.project_id) if is_detail else None
+        # Everything the answer depends on but the time (host statuses, checked on a hit).
+        scope = "" if all_tenants or not ctx.project_id else ctx.project_id
+        cache_key = (
+            scope, self.state.server_generations[scope], self.state.service_generation,
+            ctx.user_id if not scope else "", is_detail, version(request), links(request), visibility,
+            tuple(sorted(opts.items())),
+        )  # fmt: skip
+        if (cached := self.responses.get(cache_key, self.state.host_status_of_host)) is not None:
+            return web.Response(body=cached, content_type="application/json")
+        if all_tenants:
             project = opts.get("project_id") or opts.get("tenant_id")
             servers = [s for s in self.state.all_servers() if not project or s["metadata"]["namespace"] == project]
         elif ctx.project_id:
-            servers = [s for s in self.state.all_servers() if s["metadata"]["namespace"] == ctx.project_id]
+            servers = self.state.servers_of_project(ctx.project_id)
         else:
             # Nova lists the user's own servers when the token has no project.
             servers = [s for s in self.state.all_servers() if s.get("spec", {}).get("userId") == ctx.user_id]
@@ -104,22 +131,55 @@ class ServerController:
             servers = [s for s in servers if s.get("spec", {}).get("host") == host]
 
         # Nova's default order: newest first.
-        servers.sort(key=lambda s: (parse_time(s["metadata"].get("creationTimestamp")), views.server_id(s)), reverse=True)
+        # (creationTimestamp is RFC 3339 in UTC with a Z: its text sorts as its time)
+        servers.sort(key=lambda s: (s["metadata"].get("creationTimestamp", ""), views.server_id(s)), reverse=True)
         servers, limit = _paginate(servers, opts)
 
         link_builder = links(request)
+        statuses: dict[str, HostStatus] = {}
         if is_detail:
-            visibility = self._visibility(ctx, ctx.project_id)
-            items = [self._detail(request, s, visibility) for s in servers]
+            assert visibility is not None
+            items = ", ".join(self._detail(request, s, visibility, statuses) for s in servers)
         else:
-            items = [views.summary(s, link_builder) for s in servers]
-        result: dict[str, Any] = {"servers": items}
+            items = ", ".join(json.dumps(views.summary(s, link_builder)) for s in servers)
+        text = f'{{"servers": [{items}]'
         if limit is not None and servers and len(servers) == limit:
             next_query = {k: v for k, v in opts.items() if k not in ("limit", "marker")}
             next_query.update(limit=str(limit), marker=views.server_id(servers[-1]))
             collection = "servers/detail" if is_detail else "servers"
-            result["servers_links"] = [{"href": link_builder.collection(collection, **next_query), "rel": "next"}]
-        return json_response(result)
+            next_link = [{"href": link_builder.collection(collection, **next_query), "rel": "next"}]
+            text += f', "servers_links": {json.dumps(next_link)}'
+        # Assembled from JSON fragments: re-serialising 1,000 cached bodies would dominate.
+        encoded = (text + "}").encode()
+        self.responses.put(cache_key, statuses, encoded)
+        return web.Response(body=encoded, content_type="application/json")
+
+
+class ResponseCache:
+    """Whole list responses, valid while their project's servers are unchanged (the state's
+    generation counter is part of the key) and the host statuses they show still hold (checked
+    at read time, once per host: host_status changes with time, as in Nova)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._entries: OrderedDict[tuple, tuple[dict[str, HostStatus], bytes]] = OrderedDict()
+        self._size = size
+
+    def get(self, key: tuple, host_status_now: Callable[[str], HostStatus]) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        statuses, body = entry
+        if any(host_status_now(host) != value for host, value in statuses.items()):
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return body
+
+    def put(self, key: tuple, statuses: dict[str, HostStatus], body: bytes) -> None:
+        self._entries[key] = (statuses, body)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
 
 
 def _is_all_tenants(opts: dict[str, str]) -> bool:

@@ -21,6 +21,7 @@ from ..state import ClusterState, ServiceState
 from ..validation import validate_body, validate_query
 from ..views import services as views
 from ..wsgi import body, context, json_response, no_content, version
+from .server_actions import force_up_refused_message, pending_evacuations_from
 
 # The API services are not RPC services and never heartbeat; Nova leaves them out (bug 1543625).
 API_SERVICES = ("nova-osapi_compute", "nova-metadata")
@@ -165,6 +166,10 @@ class ServiceController:
         return self.kube.as_token_holder(ctx.token)
 
     async def _patch(self, ctx: RequestContext, service: ServiceState, spec: dict[str, Any]) -> ServiceState:
+        # Nova refuses force-up while evacuations from the host are unfinished (bug 1922053).
+        unsets = spec.get("forcedDown") is False and service.forced_down and service.binary == COMPUTE_BINARY
+        if unsets and (pending := pending_evacuations_from(self.state, service.host)):
+            raise HTTPBadRequest(force_up_refused_message(service.host, pending))
         patched = await self._as_caller(ctx).request(
             "PATCH",
             COMPUTE_SERVICES.path(None, service.name),

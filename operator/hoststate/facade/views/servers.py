@@ -8,13 +8,15 @@ access IPs, no config drive, description null, no tags, MANUAL disk config.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from ...domain import HostStatus
+from ...kubetime import parse_kube_time as parse_time
 from ..api_version import APIVersion
-from ..state import legacy_service_id, parse_time
+from ..state import legacy_service_id
 from .formats import isotime, nova_datetime
 
 Obj = dict[str, Any]
@@ -207,12 +209,53 @@ def detail(
     body["os-extended-volumes:volumes_attached"] = []
     if version.at_least("2.9"):
         body["locked"] = False
-    # Nova's unknown_only: None hides the field; True shows it only when UNKNOWN; False always.
-    shown = visibility.host_status is False or (visibility.host_status is True and host_status == HostStatus.UNKNOWN)
-    if version.at_least("2.16") and shown:
+    if host_status_shown(version, visibility, host_status):
         body["host_status"] = str(host_status)
     if version.at_least("2.19"):
         body["description"] = None
     if version.at_least("2.26"):
         body["tags"] = []
     return body
+
+
+def host_status_shown(version: APIVersion, visibility: Visibility, value: HostStatus) -> bool:
+    """Nova's unknown_only: None hides the field; True shows it only when UNKNOWN; False always."""
+    if not version.at_least("2.16") or visibility.host_status is None:
+        return False
+    return visibility.host_status is False or value == HostStatus.UNKNOWN
+
+
+class RenderedServers:
+    """Serialised server bodies, without host_status, per server and what they depend on.
+
+    A body changes only with the server's resourceVersion, the microversion, the links'
+    root, the caller's right to the extended attributes and the host's zone; host_status is
+    the part that changes with time, so it is added at read time (as Nova computes it).
+    """
+
+    def __init__(self) -> None:
+        self._bodies: dict[str, tuple[tuple[Any, ...], str]] = {}
+
+    def body(self, server: Obj, *, links: Links, version: APIVersion, extended: bool, zone: str | None) -> str:
+        meta = server["metadata"]
+        key = (meta.get("resourceVersion"), version, links, extended, zone)
+        cached = self._bodies.get(meta["uid"])
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rendered = detail(
+            server, links=links, version=version, visibility=Visibility(extended, None),
+            host_status=HostStatus.NONE, zone=zone,
+        )  # fmt: skip
+        text = json.dumps(rendered)
+        self._bodies[meta["uid"]] = (key, text)
+        return text
+
+    def forget(self, uid: str) -> None:
+        self._bodies.pop(uid, None)
+
+
+def with_host_status(body: str, version: APIVersion, visibility: Visibility, value: HostStatus) -> str:
+    """A rendered body with host_status added when policy shows it."""
+    if not host_status_shown(version, visibility, value):
+        return body
+    return f'{body[:-1]}, "host_status": {json.dumps(value.value)}}}'

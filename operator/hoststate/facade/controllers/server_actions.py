@@ -1,0 +1,211 @@
+"""POST /servers/{id}/action (nova/api/openstack/compute/evacuate.py and wsgi's action dispatch).
+
+Served: `evacuate`. The server's spec.host moves to the target in one merge patch made with the
+caller's own token, together with the request (annotation hoststate.io/evacuation); the operator
+records it in status.evacuation (accepted, then done or failed). The caller needs `patch servers`
+in the server's namespace, not `servers/status`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from oslo_utils import strutils, uuidutils
+
+from ...domain import evacuation as rules
+from ...domain.hoststatus import COMPUTE_BINARY
+from ...kube import SERVERS, KubeClient
+from ...kube.client import MERGE_PATCH
+from ...kubetime import kube_time
+from ..context import RequestContext
+from ..faults import HTTPBadRequest, HTTPConflict, HTTPNotFound
+from ..policies import EVACUATE
+from ..policy import PolicyEngine
+from ..schemas import evacuate as schemas
+from ..state import ClusterState
+from ..validation import validate_body
+from ..wsgi import body, context, json_response, version
+
+log = logging.getLogger(__name__)
+
+PASSWORD_LENGTH = 12  # Nova's [DEFAULT] password_length
+PASSWORD_SYMBOLS = [c for c in string.ascii_letters + string.digits if c not in "0OIl1"]
+
+
+def generate_password(length: int = PASSWORD_LENGTH) -> str:
+    return "".join(secrets.choice(PASSWORD_SYMBOLS) for _ in range(length))
+
+
+def invalid_state_message(action: str, server_id: str, attr: str, state: str | None) -> str:
+    """nova.api.openstack.common.raise_http_conflict_for_instance_invalid_state."""
+    if state is not None:
+        return f"Cannot '{action}' instance {server_id} while it is in {attr} {state}"
+    return f"Instance {server_id} is in an invalid state for '{action}'"
+
+
+def pending_evacuations_from(state: ClusterState, host: str) -> list[str]:
+    """Servers (namespace/name) evacuated from `host` whose evacuation is not confirmed (done)."""
+    pending = []
+    for server in state.all_servers():
+        request = rules.parse_request(server["metadata"].get("annotations"))
+        if request is None or request.source_host != host:
+            continue
+        if rules.is_pending(request, (server.get("status") or {}).get("evacuation")):
+            pending.append(f"{server['metadata']['namespace']}/{server['metadata']['name']}")
+    return sorted(pending)
+
+
+def force_up_refused_message(host: str, pending: list[str]) -> str:
+    """Nova refuses force-up while `done` evacuation migrations of the host remain (bug 1922053):
+    "Unable to force up host %(host)s as `done` evacuation migration records remain associated with
+    the host. Ensure the compute service has been restarted, allowing these records to move to
+    `completed` before retrying this request." Here `done` means confirmed, so the wording names
+    this project's states."""
+    shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
+    return (
+        f"Unable to force up host {host} as evacuations from the host are not yet confirmed "
+        f"({shown}). Ensure the evacuated servers are UP on their new hosts (status.evacuation.state "
+        "`done`) before retrying this request."
+    )
+
+
+class ServerActionController:
+    def __init__(self, state: ClusterState, policy: PolicyEngine, kube: KubeClient) -> None:
+        self.state = state
+        self.policy = policy
+        self.kube = kube
+        self.actions = {"evacuate": self._evacuate}
+
+    async def action(self, request: web.Request) -> web.Response:
+        """Nova's wsgi action dispatch: exactly one key names the action."""
+        payload = body(request)
+        if not isinstance(payload, dict) or len(payload) != 1:
+            raise HTTPBadRequest("Malformed request body")
+        name = next(iter(payload))
+        handler = self.actions.get(name)
+        if handler is None:
+            raise HTTPBadRequest(f"There is no such action: {name}")
+        return await handler(request, payload)
+
+    # -- evacuate ------------------------------------------------------------------------
+    async def _evacuate(self, request: web.Request, payload: dict[str, Any]) -> web.Response:
+        requested = version(request)
+        validate_body(schemas.for_version(requested), payload)
+        ctx = context(request)
+        server_id = request.match_info["server_id"]
+        server = self._get_instance(ctx, server_id)
+        spec = server.get("spec") or {}
+        project_id = server["metadata"]["namespace"]
+        self.policy.can(ctx, EVACUATE, target={"user_id": spec.get("userId"), "project_id": project_id})
+
+        evacuate = payload["evacuate"]
+        host: str | None = evacuate.get("host")
+        on_shared_storage: bool | None = None
+        force: bool | None = None  # None before 2.29: a given host is not checked (as force=True)
+        if not requested.at_least("2.14"):
+            on_shared_storage = strutils.bool_from_string(evacuate["onSharedStorage"])
+        if requested.at_least("2.68"):
+            force = False
+        elif requested.at_least("2.29"):
+            force = strutils.bool_from_string(evacuate.get("force", False), strict=True)
+            if force is True and not host:
+                raise HTTPBadRequest("Can't force to a non-provided destination")
+        password = self._password(evacuate, on_shared_storage, legacy=not requested.at_least("2.14"))
+
+        if host is not None and self.state.service_by_host_and_binary(host, COMPUTE_BINARY) is None:
+            raise HTTPNotFound(f"Compute host {host} not found.")
+        source = spec.get("host") or ""
+        if source == host:
+            raise HTTPBadRequest("The target host can't be the same one.")
+
+        # nova.compute.api.API.evacuate: check_instance_state first, then the source service.
+        invalid = rules.invalid_state(spec.get("vmState"), spec.get("taskState"))
+        if invalid is not None:
+            raise HTTPConflict(invalid_state_message("evacuate", server_id, invalid.attr, invalid.state))
+        if not source:
+            raise HTTPConflict(invalid_state_message("evacuate", server_id, "host", None))
+        source_service = self.state.service_by_host_and_binary(source, COMPUTE_BINARY)
+        if source_service is None:
+            raise HTTPNotFound(f"Compute host {source} could not be found.")
+        if source_service.up:
+            raise HTTPBadRequest(f"Compute service of {source} is still in use.")
+
+        target = self._target(source, source_service.spec.get("zone"), host, check=host is None or force is False)
+        record = rules.EvacuationRecord(
+            id=str(uuid.uuid4()),
+            source_host=source,
+            target_host=target,
+            requested_time=kube_time(datetime.now(UTC)),
+            trigger=rules.TRIGGER_API,
+            requested_by=ctx.user_id[:512],
+            target_state="stopped" if requested.at_least("2.95") else None,
+        )
+        await self._move(ctx, server, record)
+        log.info(
+            "evacuating server %s/%s from %s to %s (%s) for %s", project_id, server["metadata"]["name"], source,
+            target, "given" if host else "chosen: enabled, up, fewest servers, same zone first", ctx.user_id,
+        )  # fmt: skip
+        if not requested.at_least("2.14"):
+            # CONF.api.enable_instance_password defaults to True.
+            return json_response({"adminPass": password})
+        return web.Response(status=200)
+
+    @staticmethod
+    def _password(evacuate: dict[str, Any], on_shared_storage: bool | None, *, legacy: bool) -> str | None:
+        if not legacy:
+            return evacuate.get("adminPass") or generate_password()
+        if "adminPass" in evacuate:
+            if on_shared_storage:
+                raise HTTPBadRequest("admin password can't be changed on existing disk")
+            return evacuate["adminPass"]
+        return None if on_shared_storage else generate_password()
+
+    def _target(self, source: str, zone: str | None, host: str | None, *, check: bool) -> str:
+        """The given host (checked as Nova's scheduler would unless forced), else the chosen one."""
+        candidates = [
+            rules.Candidate(
+                host=s.host,
+                zone=s.spec.get("zone", "nova"),
+                disabled=s.disabled,
+                forced_down=s.forced_down,
+                up=s.up,
+                servers=self.state.servers_on_host(s.host),
+            )  # fmt: skip
+            for s in self.state.all_services()
+            if s.binary == COMPUTE_BINARY
+        ]
+        if host is not None:
+            if check and not any(c.host == host and c.healthy for c in candidates):
+                # Nova answers 200 and the evacuation fails in the scheduler later; there is no later here.
+                raise HTTPBadRequest(f"No valid host was found. Host {host} is disabled, down or forced down.")
+            return host
+        target = rules.choose_target(source, zone, candidates)
+        if target is None:
+            raise HTTPBadRequest("No valid host was found. There are not enough hosts available.")
+        return target
+
+    def _get_instance(self, ctx: RequestContext, server_id: str) -> dict[str, Any]:
+        """Nova's get_instance: other projects' servers do not exist for non-admins."""
+        server = self.state.server_by_uid(server_id.lower()) if uuidutils.is_uuid_like(server_id) else None
+        if server is None or (not ctx.is_admin and server["metadata"]["namespace"] != ctx.project_id):
+            raise HTTPNotFound(f"Instance {server_id} could not be found.")
+        return server
+
+    async def _move(self, ctx: RequestContext, server: dict[str, Any], record: rules.EvacuationRecord) -> None:
+        """One merge patch with the caller's token, conditional on the version the checks saw
+        (a concurrent change gives a 409 and nothing moves)."""
+        meta = server["metadata"]
+        patched = await self.kube.as_token_holder(ctx.token).request(
+            "PATCH",
+            SERVERS.path(meta["namespace"], meta["name"]),
+            body=rules.request_patch(record, meta.get("resourceVersion"), stop=record.target_state == "stopped"),
+            content_type=MERGE_PATCH,
+            params={"fieldManager": ctx.user_id[:128]},
+        )
+        await self.state.servers.wait_for(patched)

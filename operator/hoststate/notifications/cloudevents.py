@@ -1,0 +1,74 @@
+"""The event a subscriber receives: CloudEvents 1.0, structured mode JSON, signed with HMAC-SHA256.
+
+A receiver verifies an event by recomputing the signature over the raw request body, before
+parsing it, with the key from the subscription's Secret:
+
+    expected = "sha256=" + hmac.new(key, raw_body, hashlib.sha256).hexdigest()
+    hmac.compare_digest(expected, request.headers["X-Hoststate-Signature"])
+
+and drops duplicates by the event's `id` (a retried event keeps its id). The body carries
+`time`; a receiver that fears replays rejects events older than it cares for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from .. import API_GROUP, API_VERSION
+from ..kubetime import kube_micro_time
+
+if TYPE_CHECKING:
+    from ..operator.reconciler import ServerTransition
+
+EVENT_TYPE = "io.hoststate.server.hoststatus.changed"
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+SIGNATURE_HEADER = "X-Hoststate-Signature"
+SIGNATURE_PREFIX = "sha256="
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def build_event(transition: ServerTransition, event_id: str) -> dict[str, Any]:
+    """The CloudEvent of one Server transition (the same for every subscription that gets it)."""
+    time = kube_micro_time(transition.time)
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{transition.namespace}/servers",
+        "type": EVENT_TYPE,
+        "subject": transition.name,
+        "time": time,
+        "datacontenttype": "application/json",
+        "data": {
+            "server_id": transition.uid,  # the Nova server id: the Server's metadata.uid
+            "server_name": transition.name,
+            "project_id": transition.namespace,  # the namespace is the project
+            "namespace": transition.namespace,
+            "host": transition.host,
+            "old_host_status": transition.old,
+            "new_host_status": transition.new,
+            "reason": transition.reason,
+            "time": time,
+        },
+    }
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """The exact bytes sent (and signed)."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign(key: bytes, body: bytes) -> str:
+    """The signature header's value: sha256=<hex of HMAC-SHA256(key, body)>."""
+    return SIGNATURE_PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def verify(key: bytes, body: bytes, signature: str | None) -> bool:
+    """What a receiver does (constant-time comparison)."""
+    return signature is not None and hmac.compare_digest(sign(key, body), signature)

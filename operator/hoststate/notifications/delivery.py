@@ -1,0 +1,295 @@
+"""Delivery of a subscription's events: per-server FIFO queues, bounded retries with
+exponential backoff, one shared HTTP session.
+
+Ordering: each Server (by uid) has its own queue inside a subscription, drained by one task
+at a time; an event leaves its queue only when delivered or given up, so a later event of
+the same Server is never sent before an earlier one, even across retries. Servers do not
+wait for each other: a failing event holds back only its own Server's later events.
+Concurrency: at most `concurrency` attempts per subscription in flight (backoff sleeps hold
+no slot), and the session's connection limit across all subscriptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from ..kube import ApiError
+from ..kube.resources import HOST_STATUS_SUBSCRIPTIONS
+from .cloudevents import CONTENT_TYPE, SIGNATURE_HEADER, sign
+from .policy import url_problem
+from .secrets import SigningKeyError, SigningKeys
+from .status import DeliveryState, StatusWriter
+from .subscriptions import SubscriptionSpec
+
+if TYPE_CHECKING:
+    from ..kube import KubeClient
+    from ..metrics import OperatorMetrics
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+RETRY_AFTER_CAP = 60.0
+MAX_PENDING = 10_000  # events queued per subscription; beyond, new ones are dropped (and counted)
+CONCURRENCY = 16  # attempts in flight per subscription
+USER_AGENT = "hoststate-notifier"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def backoff_delay(retry: int, jitter: Callable[[], float] = random.random) -> float:
+    """Delay before retry number `retry` (0-based): 0.5 s doubling, capped at 30 s, ±20% jitter."""
+    return min(BACKOFF_BASE * 2**retry, BACKOFF_CAP) * (0.8 + 0.4 * jitter())
+
+
+def is_retryable(status: int) -> bool:
+    """Worth another attempt: the receiver is overloaded or broken, not refusing the event."""
+    return status in (408, 425, 429) or status >= 500
+
+
+@dataclass
+class Pending:
+    event_id: str
+    body: bytes
+    transition_time: datetime
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    error: str = ""
+    retryable: bool = False
+    retry_after: float | None = None
+    ready: tuple[str, str, str] | None = None  # (status, reason, message) of the Ready condition
+
+
+class Deliverer:
+    """What all subscriptions share: the HTTP session, the signing keys, the metrics."""
+
+    def __init__(self, client: KubeClient, metrics: OperatorMetrics, *, keys: SigningKeys | None = None) -> None:
+        self.client = client
+        self.metrics = metrics
+        self.keys = keys or SigningKeys(client)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # No proxies from the environment, no cookies; per-attempt timeouts are set per request.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=256, limit_per_host=32, keepalive_timeout=30),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                headers={"User-Agent": USER_AGENT},
+                trust_env=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def attempt(self, spec: SubscriptionSpec, pending: Pending, number: int) -> Outcome:
+        problem = url_problem(spec.url)
+        if problem:
+            return Outcome(False, problem, retryable=False, ready=("False", "InvalidURL", problem))
+        try:
+            key = await self.keys.get(spec.namespace, spec.secret_name, spec.secret_key)
+        except SigningKeyError as error:
+            return Outcome(False, f"signing key: {error}", retryable=True, ready=("False", error.reason, str(error)))
+        headers = {
+            "Content-Type": CONTENT_TYPE,
+            SIGNATURE_HEADER: sign(key, pending.body),
+            "X-Hoststate-Delivery-Attempt": str(number),
+        }
+        ready = ("True", "Valid", "the URL and the signing key are usable")
+        try:
+            async with self.session.post(
+                spec.url,
+                data=pending.body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=spec.timeout),
+                allow_redirects=False,  # a redirect would take a signed event elsewhere
+            ) as response:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    await response.content.read(4096)
+                if 200 <= response.status < 300:
+                    return Outcome(True, ready=ready)
+                return Outcome(
+                    False,
+                    f"HTTP {response.status} {response.reason or ''}".strip(),
+                    retryable=is_retryable(response.status),
+                    retry_after=_retry_after(response.headers.get("Retry-After")),
+                    ready=ready,
+                )
+        except TimeoutError:
+            return Outcome(False, f"no answer within {spec.timeout:g}s", retryable=True, ready=ready)
+        except aiohttp.ClientError as error:
+            return Outcome(False, f"{type(error).__name__}: {error}", retryable=True, ready=ready)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value and value.strip().isdigit():
+        return min(float(value), RETRY_AFTER_CAP)
+    return None
+
+
+class Channel:
+    """One subscription's queues, workers and delivery state."""
+
+    def __init__(
+        self,
+        spec: SubscriptionSpec,
+        deliverer: Deliverer,
+        status: dict[str, Any] | None,
+        *,
+        status_period: float = 5.0,
+        concurrency: int = CONCURRENCY,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
+        self.spec = spec
+        self.deliverer = deliverer
+        self.state = DeliveryState.from_status(status)
+        self.state.generation = spec.generation
+        self.max_pending = max_pending
+        self.pending = 0
+        self._queues: dict[str, deque[Pending]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+        self.writer = StatusWriter(self._write_status, period=status_period, name=f"{spec.namespace}/{spec.name}")
+        self._check: asyncio.Task[None] | None = None
+        self.check_ready()
+
+    # -- spec ------------------------------------------------------------------------
+    def update(self, spec: SubscriptionSpec) -> None:
+        """A new generation: later attempts use it (queued events go to the new URL)."""
+        if spec.secret_name != self.spec.secret_name:
+            self.deliverer.keys.forget(spec.namespace, self.spec.secret_name)
+        self.deliverer.keys.forget(spec.namespace, spec.secret_name)
+        self.spec = spec
+        self.state.generation = spec.generation
+        self.check_ready()
+
+    def check_ready(self) -> None:
+        """Validate the URL and fetch the key now, so that status tells a tenant before an event does."""
+        if self._check is not None:
+            self._check.cancel()
+        self._check = asyncio.create_task(self._check_ready(), name=f"check {self.spec.namespace}/{self.spec.name}")
+
+    async def _check_ready(self) -> None:
+        spec = self.spec
+        problem = url_problem(spec.url)
+        if problem:
+            ready = ("False", "InvalidURL", problem)
+        else:
+            try:
+                await self.deliverer.keys.get(spec.namespace, spec.secret_name, spec.secret_key)
+                ready = ("True", "Valid", "the URL and the signing key are usable")
+            except SigningKeyError as error:
+                ready = ("False", error.reason, str(error))
+        changed = self.state.set_condition("Ready", *ready, utcnow())
+        if "Delivering" not in self.state.conditions:
+            changed = self.state.set_condition("Delivering", "Unknown", "NoEvents", "no event to deliver yet", utcnow())
+        if changed or self.state.written_generation != spec.generation:
+            # Not on every operator start: a subscription whose status is current is not rewritten.
+            self.state.written_generation = spec.generation
+            self.writer.mark(urgent=True)
+
+    # -- events ----------------------------------------------------------------------
+    def offer(self, server_uid: str, pending: Pending) -> bool:
+        """Queue an event; False (and counted as failed) when the subscription's queue is full."""
+        if self.pending >= self.max_pending:
+            self.state.gave_up()
+            self.deliverer.metrics.notifications.labels(result="dropped").inc()
+            self.writer.mark()
+            return False
+        self.pending += 1
+        self._queues.setdefault(server_uid, deque()).append(pending)
+        if server_uid not in self._workers:
+            self._workers[server_uid] = asyncio.create_task(self._drain(server_uid), name=f"notify {server_uid}")
+        return True
+
+    async def _drain(self, server_uid: str) -> None:
+        queue = self._queues[server_uid]
+        try:
+            while queue:
+                try:
+                    await self._deliver(queue[0])
+                except Exception:  # a bug must not wedge this server's queue
+                    logger.exception("subscription %s/%s: delivery failed", self.spec.namespace, self.spec.name)
+                    self.deliverer.metrics.notifications.labels(result="failed").inc()
+                    self.state.gave_up()
+                queue.popleft()  # only now: the next event of this server waits for this one
+                self.pending -= 1
+        finally:
+            # No await between the empty check and here: an offer() in between sees the worker.
+            self._workers.pop(server_uid, None)
+            if not queue:
+                self._queues.pop(server_uid, None)
+
+    async def _deliver(self, pending: Pending) -> None:
+        metrics = self.deliverer.metrics
+        retry = 0
+        while True:
+            async with self._slots:
+                outcome = await self.deliverer.attempt(self.spec, pending, retry + 1)
+            now = utcnow()
+            if outcome.ready is not None and self.state.set_condition("Ready", *outcome.ready, now):
+                self.writer.mark(urgent=True)
+            if outcome.ok:
+                metrics.notifications.labels(result="delivered").inc()
+                metrics.notification_latency.observe(max(0.0, (now - pending.transition_time).total_seconds()))
+                self.writer.mark(urgent=self.state.succeeded(now))
+                return
+            self.writer.mark(urgent=self.state.attempt_failed(outcome.error, now))
+            if not outcome.retryable or retry >= self.spec.max_retries:
+                logger.warning(
+                    "subscription %s/%s: event %s given up after %d attempts: %s",
+                    self.spec.namespace, self.spec.name, pending.event_id, retry + 1, outcome.error,
+                )  # fmt: skip
+                metrics.notifications.labels(result="failed").inc()
+                self.state.gave_up()
+                self.writer.mark(urgent=True)  # a lost event is worth telling at once
+                return
+            metrics.notification_retries.inc()
+            delay = backoff_delay(retry)
+            if outcome.retry_after is not None:
+                delay = max(delay, outcome.retry_after)
+            retry += 1
+            await asyncio.sleep(delay)
+
+    # -- status -------------------------------------------------------------------------
+    async def _write_status(self) -> None:
+        spec = self.spec
+        try:
+            await self.deliverer.client.patch(
+                HOST_STATUS_SUBSCRIPTIONS, spec.name, self.state.patch(), spec.namespace, subresource="status"
+            )
+        except ApiError as error:
+            if error.status != 404:  # deleted meanwhile: nothing to report to
+                raise
+
+    async def close(self) -> int:
+        """Stop delivering; return how many events were still queued (dropped)."""
+        tasks = [*self._workers.values(), *([self._check] if self._check else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.writer.stop()
+        self.deliverer.keys.forget(self.spec.namespace, self.spec.secret_name)
+        dropped, self.pending = self.pending, 0
+        if dropped:
+            self.deliverer.metrics.notifications.labels(result="dropped").inc(dropped)
+        return dropped

@@ -1,0 +1,181 @@
+"""A subscription's delivery state and the status patch that reports it (pure), and the
+throttled writer: at once when health changes, else at most once per period."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..kubetime import kube_time, parse_kube_time
+
+logger = logging.getLogger(__name__)
+
+ERROR_MAX = 1024
+
+
+@dataclass
+class Condition:
+    status: str
+    reason: str
+    message: str
+    since: datetime
+
+
+@dataclass
+class DeliveryState:
+    """What status reports; the counters continue from what the status showed at start."""
+
+    generation: int = 0
+    written_generation: int | None = None  # observedGeneration as the status last showed it
+    delivered: int = 0
+    failed: int = 0
+    consecutive_failures: int = 0
+    last_success: datetime | None = None
+    last_error_time: datetime | None = None
+    last_error: str | None = None
+    conditions: dict[str, Condition] = field(default_factory=dict)
+
+    @classmethod
+    def from_status(cls, status: Mapping[str, Any] | None) -> DeliveryState:
+        status = status or {}
+        state = cls(
+            delivered=int(status.get("delivered") or 0),
+            failed=int(status.get("failed") or 0),
+            consecutive_failures=int(status.get("consecutiveFailures") or 0),
+            last_success=_time(status.get("lastSuccessTime")),
+            last_error_time=_time(status.get("lastErrorTime")),
+            last_error=status.get("lastError"),
+            written_generation=status.get("observedGeneration"),
+        )
+        for c in status.get("conditions") or []:
+            since = _time(c.get("lastTransitionTime"))
+            if c.get("type") and since is not None:
+                state.conditions[c["type"]] = Condition(c.get("status", "Unknown"), c.get("reason", ""), c.get("message", ""), since)
+        return state
+
+    def set_condition(self, type_: str, status: str, reason: str, message: str, now: datetime) -> bool:
+        """Set a condition; True when its status or reason changed (worth an immediate write)."""
+        old = self.conditions.get(type_)
+        if old is not None and (old.status, old.reason) == (status, reason):
+            old.message = message
+            return False
+        self.conditions[type_] = Condition(status, reason, message, now)
+        return True
+
+    def succeeded(self, now: datetime) -> bool:
+        """An event was delivered; True when that changes the subscription's health."""
+        changed = self.consecutive_failures > 0
+        self.delivered += 1
+        self.consecutive_failures = 0
+        self.last_success = now
+        changed |= self.set_condition("Delivering", "True", "Delivered", "the last event was delivered", now)
+        return changed
+
+    def attempt_failed(self, error: str, now: datetime) -> bool:
+        changed = self.consecutive_failures == 0
+        self.consecutive_failures += 1
+        self.last_error_time = now
+        self.last_error = error[:ERROR_MAX]
+        changed |= self.set_condition("Delivering", "False", "DeliveryFailing", error[:ERROR_MAX], now)
+        return changed
+
+    def gave_up(self, count: int = 1) -> None:
+        self.failed += count
+
+    def patch(self) -> dict[str, Any]:
+        """Merge patch of the status subresource."""
+        status: dict[str, Any] = {
+            "observedGeneration": self.generation,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "consecutiveFailures": self.consecutive_failures,
+            "lastSuccessTime": kube_time(self.last_success) if self.last_success else None,
+            "lastErrorTime": kube_time(self.last_error_time) if self.last_error_time else None,
+            "lastError": self.last_error,
+            "conditions": [
+                {
+                    "type": type_,
+                    "status": c.status,
+                    "reason": c.reason,
+                    "message": c.message,
+                    "lastTransitionTime": kube_time(c.since),
+                    "observedGeneration": self.generation,
+                }
+                for type_, c in sorted(self.conditions.items())
+            ],
+        }
+        return {"status": {k: v for k, v in status.items() if v is not None}}
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return parse_kube_time(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+class StatusWriter:
+    """Writes when told: urgent changes after at most `min_interval`, others after at most `period`.
+
+    Under load a subscription's status is written about once per period, not once per event.
+    """
+
+    def __init__(
+        self, write: Callable[[], Awaitable[None]], *, period: float = 5.0, min_interval: float = 0.5, name: str = ""
+    ) -> None:
+        self._write = write
+        self.period = period
+        self.min_interval = min_interval
+        self._dirty = asyncio.Event()
+        self._urgent = asyncio.Event()
+        self._last = float("-inf")
+        self.writes = 0
+        self._task = asyncio.create_task(self._run(), name=f"status {name}")
+
+    def mark(self, urgent: bool = False) -> None:
+        self._dirty.set()
+        if urgent:
+            self._urgent.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = 1.0
+        while True:
+            await self._dirty.wait()
+            if not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), max(0.0, self._last + self.period - loop.time()))
+            await asyncio.sleep(max(0.0, self._last + self.min_interval - loop.time()))
+            self._dirty.clear()
+            self._urgent.clear()
+            try:
+                await self._write()
+                self.writes += 1
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the API server is away: keep the state, write later
+                logger.warning("status write failed: %s; retrying in %.0fs", error, backoff)
+                self._dirty.set()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            self._last = loop.time()
+
+    async def flush_and_stop(self, timeout: float = 2.0) -> None:
+        """One last write if something is pending, then stop."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        if self._dirty.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._write(), timeout)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
