@@ -43,8 +43,8 @@ def summarise(path: Path) -> dict[str, float]:
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not count_text.isdigit():
+            continue  # not a sample line
         count = int(count_text)
         total += count
         frames = stack.split(";")

@@ -7,6 +7,8 @@ import uuid
 import pytest
 from kubernetes import client as k8s
 
+from hoststate.devcluster.processes import wait_for
+from hoststate.facade import FacadeConfig
 from hoststate.kube import LEASES
 
 from .conftest import RunningFacade, Users, World, create_server, http
@@ -178,3 +180,27 @@ def test_unknown_only_policy(unknown_only_facade: RunningFacade, users: Users, w
     assert "host_status" not in owner.body["server"]  # DOWN is not UNKNOWN: hidden
     admin = http(f"{unknown_only_facade.url}/v2.1/servers/{world.server_id}", token=users.admin, version="2.16")
     assert admin.body["server"]["host_status"] == "DOWN"
+
+
+def test_a_changed_policy_file_applies_without_a_restart(
+    cluster, tmp_path, users: Users, world: World
+) -> None:
+    """Decisions are cached, but a rewritten policy file applies within a second, as Nova
+    reloads a changed policy file."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"os_compute_api:servers:show:host_status": "rule:admin_api"\n')
+    running = RunningFacade(cluster, FacadeConfig(policy_file=policy))
+    try:
+        running.sync(world.service)
+        running.sync(world.server)
+        url = f"{running.url}/v2.1/servers/{world.server_id}"
+        assert "host_status" not in http(url, token=users.owner, version="2.16").body["server"]
+
+        policy.write_text('"os_compute_api:servers:show:host_status": "rule:admin_or_owner"\n')
+        shown = wait_for(
+            lambda: http(url, token=users.owner, version="2.16").body["server"].get("host_status"),
+            what="the owner to see host_status after the policy change",
+        )
+        assert shown == "UP"
+    finally:
+        running.stop()
