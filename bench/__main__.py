@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from hoststate.kube import SERVERS
+from hoststate.kube.resources import HOST_STATUS_SUBSCRIPTIONS, SECRETS
 
 from . import scenarios
 from .harness import (
@@ -41,6 +42,15 @@ def table(results: dict) -> str:
                 )
         seen = item["facade"]["visible_down"]
         lines.append(f"{f'facade shows DOWN after its answer, N={n}':46} {seen['p50']:>8.4f}s {seen['p99']:>8.4f}s")
+    note, big = results["notification"], results["config"]["big"]
+    lines.append(
+        f"{f'detection to tenant webhook, last of N={big}':46} "
+        f"{note['last_server']['down']['p50']:>8.3f}s {note['last_server']['down']['p99']:>8.3f}s"
+    )
+    lines.append(
+        f"{'detection to tenant webhook, each server':46} "
+        f"{note['each_server_down']['p50']:>8.3f}s {note['each_server_down']['p99']:>8.3f}s"
+    )
     lag = results["heartbeat_expiry"]["lag"]
     lines.append(f"{'heartbeat expiry lag after the deadline':44} {lag['p50']:>8.3f}s {lag['p99']:>8.3f}s")
     steady = results["steady_state"]["operator"]
@@ -127,6 +137,23 @@ async def main(args: argparse.Namespace) -> dict:
             ),
         }
         say("facade reads: done")
+
+        # Tell the tenant: a webhook subscription for the 1,000 servers of the big host.
+        receiver = scenarios.WebhookReceiver()
+        await receiver.start()
+        await stack.client.create(SECRETS, {"metadata": {"name": "hook-key"}, "stringData": {"key": "k" * 32}}, TENANT)
+        subscription = {
+            "apiVersion": "hoststate.io/v1alpha1", "kind": "HostStatusSubscription", "metadata": {"name": "hook"},
+            "spec": {"url": receiver.url, "signingKeySecretRef": {"name": "hook-key"}, "hostStatuses": ["DOWN", "UP"]},
+        }  # fmt: skip
+        await stack.client.create(HOST_STATUS_SUBSCRIPTIONS, subscription, TENANT)
+        await asyncio.sleep(2)  # the operator lists the subscription and reads its key
+        big_ids = {(await stack.client.get(SERVERS, n, namespace=ns))["metadata"]["uid"] for ns, n in keys_by_host[big]}
+        results["notification"] = await scenarios.detection_to_notification(
+            stack.client, receiver, big, big_ids, args.reps_big
+        )
+        await receiver.stop()
+        say("detection to notification: done")
 
         results["heartbeat_expiry"] = await scenarios.heartbeat_expiry(
             stack, watch, expiring, keys_by_host, args.down_time, args.report_interval, args.expiry_rounds

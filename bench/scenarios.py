@@ -9,6 +9,7 @@ import urllib.request
 from datetime import UTC, datetime
 
 import aiohttp
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from hoststate.devcluster import free_port
@@ -186,3 +187,64 @@ async def facade_ready(stack: Stack, flags: list[str]) -> tuple[object, int, int
                 pass
             await asyncio.sleep(0.05)
     return process, api_port, metrics_port, {"seconds_to_ready": time.monotonic() - started}
+
+
+# -- tenant notification ---------------------------------------------------------------------------
+class WebhookReceiver:
+    """A tenant's webhook on 127.0.0.1: when each server's event (new host_status) arrived."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[tuple[str, str], float] = {}  # (server_id, new host_status) -> time
+        self._waiters: list[tuple[set[str], str, asyncio.Future[float]]] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._receive)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        data = (await request.json())["data"]
+        now = time.time()
+        self.arrivals[(data["server_id"], data["new_host_status"])] = now
+        for remaining, target, future in self._waiters:
+            if data["new_host_status"] == target:
+                remaining.discard(data["server_id"])
+                if not remaining and not future.done():
+                    future.set_result(now)
+        return web.Response(status=204)
+
+    def expect(self, server_ids: set[str], target: str) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        for server_id in server_ids:
+            self.arrivals.pop((server_id, target), None)
+        self._waiters.append((set(server_ids), target, future))
+        return future
+
+
+async def detection_to_notification(
+    client: KubeClient, receiver: WebhookReceiver, host: str, server_ids: set[str], reps: int
+) -> dict:
+    """A fault monitor forces the host down (its detection); time until each tenant webhook call."""
+    name = service_name(host)
+    last: dict[str, list[float]] = {"down": [], "up": []}
+    each: list[float] = []
+    for rep in range(reps):
+        for forced, target, label in ((True, "DOWN", "down"), (False, "UP", "up")):
+            progress(f"detection to notification N={len(server_ids)}: {rep + 1}/{reps} {label}")
+            arrived = receiver.expect(server_ids, target)
+            started = time.time()
+            await client.patch(COMPUTE_SERVICES, name, {"spec": {"forcedDown": forced}})
+            last[label].append(await asyncio.wait_for(arrived, 120) - started)
+            if target == "DOWN":
+                each += [receiver.arrivals[(server_id, target)] - started for server_id in server_ids]
+    return {"last_server": {k: summary(v) for k, v in last.items()}, "each_server_down": summary(each)}
