@@ -26,7 +26,7 @@ crds: $(STAMP)
 run: $(STAMP) controlplane
 	$(PY) -m hoststate.cli run
 
-test: $(STAMP) controlplane
+test: $(STAMP) controlplane lint
 	bash scripts/install-test-tools.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 

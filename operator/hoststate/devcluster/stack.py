@@ -129,8 +129,6 @@ def run() -> int:
         if cluster is not None:
             # The OpenStack clients' settings for the facade, as the local admin.
             env |= {"OS_AUTH_TYPE": "admin_token", "OS_ENDPOINT": facade_url, "OS_TOKEN": cluster.admin_token}
-            # The nova shell insists on these two whatever the auth type; it contacts neither.
-            env |= {"OS_PROJECT_ID": "admin", "OS_AUTH_URL": "http://127.0.0.1:9/identity/v3"}
         env["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
         write_env(RUN_DIR / "env", env)
         kubectl = Kubectl(bin_dir / "kubectl", kubeconfig)
