@@ -498,6 +498,7 @@ def test_the_manifests_grant_what_the_code_uses(ablation: Ablation) -> None:
         (G, "hoststatussubscriptions", "list"), (G, "hoststatussubscriptions", "watch"),
         (G, "computeservices/status", "patch"), (G, "servers/status", "patch"),
         (G, "hoststatussubscriptions/status", "patch"),
+        (G, "servers", "patch"),
         ("", "events", "create"),
         ("coordination.k8s.io", "leases", "list"), ("coordination.k8s.io", "leases", "watch"),
     ])  # fmt: skip

@@ -18,9 +18,8 @@ from kubernetes import client as k8s
 from hoststate import API_GROUP
 from hoststate.devcluster.processes import wait_for
 from hoststate.domain.evacuation import EVACUATION_ANNOTATION, HA_LABEL
-from tests.facade.conftest import (  # noqa: F401 - fixtures
+from tests.facade.conftest import (  # noqa: F401 - the facade fixture (a session facade for these tests)
     RunningFacade,
-    admin_cluster_role,
     facade,
     http,
     make_admin,
@@ -30,21 +29,32 @@ from tests.kubeobjects import compute_service, server
 
 G, V = API_GROUP, "v1alpha1"
 EVACUATION_ADMIN_ROLE = "hoststate-evacuation-test-admin"
+READ_ONLY_SERVERS_ADMIN_ROLE = "hoststate-evacuation-test-admin-no-server-patch"
+
+
+def _cluster_role(api_client: k8s.ApiClient, name: str, server_verbs: list[str]) -> str:
+    k8s.RbacAuthorizationV1Api(api_client).create_cluster_role(
+        k8s.V1ClusterRole(
+            metadata=k8s.V1ObjectMeta(name=name),
+            rules=[
+                k8s.V1PolicyRule(api_groups=[API_GROUP], resources=["computeservices"], verbs=["get", "list", "watch", "patch"]),
+                k8s.V1PolicyRule(api_groups=[API_GROUP], resources=["servers"], verbs=server_verbs),
+            ],
+        )
+    )
+    return name
 
 
 @pytest.fixture(scope="session")
 def evacuation_admin_role(api_client: k8s.ApiClient) -> str:
     """A Nova admin (may patch computeservices) who may also move servers (patch servers)."""
-    k8s.RbacAuthorizationV1Api(api_client).create_cluster_role(
-        k8s.V1ClusterRole(
-            metadata=k8s.V1ObjectMeta(name=EVACUATION_ADMIN_ROLE),
-            rules=[
-                k8s.V1PolicyRule(api_groups=[API_GROUP], resources=["computeservices"], verbs=["get", "list", "watch", "patch"]),
-                k8s.V1PolicyRule(api_groups=[API_GROUP], resources=["servers"], verbs=["get", "list", "watch", "patch"]),
-            ],
-        )
-    )
-    return EVACUATION_ADMIN_ROLE
+    return _cluster_role(api_client, EVACUATION_ADMIN_ROLE, ["get", "list", "watch", "patch"])
+
+
+@pytest.fixture(scope="session")
+def read_only_servers_admin_role(api_client: k8s.ApiClient) -> str:
+    """A Nova admin whose RBAC does not let them patch servers."""
+    return _cluster_role(api_client, READ_ONLY_SERVERS_ADMIN_ROLE, ["get", "list", "watch"])
 
 
 @dataclass
@@ -56,12 +66,12 @@ class Tokens:
 
 
 @pytest.fixture
-def tokens(api_client, namespace: str, evacuation_admin_role: str, admin_cluster_role: str) -> Tokens:  # noqa: F811
+def tokens(api_client, namespace: str, evacuation_admin_role: str, read_only_servers_admin_role: str) -> Tokens:
     other = f"t-{uuid.uuid4().hex[:10]}"
     k8s.CoreV1Api(api_client).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=other)))
     return Tokens(
         admin=make_admin(api_client, namespace, "evac-ops", evacuation_admin_role),
-        admin_without_patch=make_admin(api_client, namespace, "viewer-ops", admin_cluster_role),
+        admin_without_patch=make_admin(api_client, namespace, "viewer-ops", read_only_servers_admin_role),
         owner=make_tenant(api_client, namespace, "alice"),
         other=make_tenant(api_client, other, "mallory"),
     )

@@ -20,7 +20,7 @@ from oslo_utils import strutils, uuidutils
 
 from ...domain import evacuation as rules
 from ...domain.hoststatus import COMPUTE_BINARY
-from ...kube import SERVERS, KubeClient
+from ...kube import SERVERS, ApiError, KubeClient
 from ...kube.client import MERGE_PATCH
 from ...kubetime import kube_time
 from ..context import RequestContext
@@ -198,14 +198,42 @@ class ServerActionController:
         return server
 
     async def _move(self, ctx: RequestContext, server: dict[str, Any], record: rules.EvacuationRecord) -> None:
-        """One merge patch with the caller's token, conditional on the version the checks saw
-        (a concurrent change gives a 409 and nothing moves)."""
+        """One merge patch with the caller's token, conditional on the version the checks saw.
+
+        The cache may lag the API server (the operator writes status.hostStatus at any time): on a
+        409 the server is read again with the caller's token, and the patch retried on the fresh
+        version if what the checks looked at (host, VM and task state, evacuation request) is
+        unchanged; otherwise the 409 stands and nothing moves."""
+        caller = self.kube.as_token_holder(ctx.token)
         meta = server["metadata"]
-        patched = await self.kube.as_token_holder(ctx.token).request(
-            "PATCH",
-            SERVERS.path(meta["namespace"], meta["name"]),
-            body=rules.request_patch(record, meta.get("resourceVersion"), stop=record.target_state == "stopped"),
-            content_type=MERGE_PATCH,
-            params={"fieldManager": ctx.user_id[:128]},
-        )
+        path = SERVERS.path(meta["namespace"], meta["name"])
+        current = server
+        for attempt in range(MOVE_ATTEMPTS):
+            try:
+                patched = await caller.request(
+                    "PATCH",
+                    path,
+                    body=rules.request_patch(
+                        record, current["metadata"].get("resourceVersion"), stop=record.target_state == "stopped"
+                    ),
+                    content_type=MERGE_PATCH,
+                    params={"fieldManager": ctx.user_id[:128]},
+                )
+                break
+            except ApiError as error:
+                if error.status != 409 or attempt == MOVE_ATTEMPTS - 1:
+                    raise
+                current = await caller.request("GET", path)
+                if _checked(current) != _checked(server) or current["metadata"].get("uid") != meta.get("uid"):
+                    raise
         await self.state.servers.wait_for(patched)
+
+
+MOVE_ATTEMPTS = 3
+
+
+def _checked(server: dict[str, Any]) -> tuple[Any, ...]:
+    """What the evacuation's checks depend on."""
+    spec = server.get("spec") or {}
+    annotations = server["metadata"].get("annotations") or {}
+    return (spec.get("host"), spec.get("vmState"), spec.get("taskState"), annotations.get(rules.EVACUATION_ANNOTATION))
