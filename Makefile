@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit lint bench crds controlplane venv clean
+.PHONY: run test unit lint bench demo crds controlplane venv clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -22,6 +22,10 @@ controlplane:
 
 crds: $(STAMP)
 	$(PY) -m hoststate.resources.crd deploy/crds
+
+# The fault-management flow end to end (fault, monitor, force-down, notification, evacuation).
+demo: $(STAMP) controlplane
+	$(PY) -m hoststate.cli demo
 
 run: $(STAMP) controlplane
 	$(PY) -m hoststate.cli run

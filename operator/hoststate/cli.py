@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     commands.add_parser("run", help="run the local stack in the foreground (what `make run` does)")
+    commands.add_parser("demo", help="the fault-management flow end to end on a local control plane of its own")
 
     operator = commands.add_parser("operator", help="run the operator (Kopf) in the foreground")
     from .operator.config import add_arguments as add_operator_arguments
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         from .facade.cli import main as run_facade
 
         return run_facade(args)
+    if args.command == "demo":
+        from .demo import main as demo
+
+        return demo()
     if args.command == "run":
         from .devcluster.stack import run
 
