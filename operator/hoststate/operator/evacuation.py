@@ -45,10 +45,10 @@ OPERATOR_USER = "hoststate-operator"
 
 
 def slim_server_with_evacuation(obj: dict[str, Any]) -> dict[str, Any]:
-    """slim_server plus what evacuation needs: the request annotation, the VM state, status.evacuation."""
+    """slim_server (which keeps labels) plus what evacuation needs: the request annotation, the
+    VM state, status.evacuation."""
     slim = slim_server(obj)
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
-    slim["metadata"]["labels"] = meta.get("labels")
     if request := (meta.get("annotations") or {}).get(rules.EVACUATION_ANNOTATION):
         slim["metadata"]["annotations"] = {rules.EVACUATION_ANNOTATION: request}
     for key in ("vmState", "taskState"):
