@@ -52,8 +52,9 @@ def test_host_status_needs_216(facade: RunningFacade, users: Users, world: World
     assert "host_status" not in show(facade, world, users.admin, version="2.15")
 
 
-def test_unknown_when_heartbeat_is_stale(facade: RunningFacade, users: Users, custom: k8s.CustomObjectsApi, namespace: str, api_client: k8s.ApiClient) -> None:
-    """A Lease renewed long ago: UNKNOWN, computed at read time."""
+def service_with_lease(facade: RunningFacade, custom: k8s.CustomObjectsApi, namespace: str, api_client: k8s.ApiClient,
+                       holder: str | None) -> tuple[str, dict]:  # fmt: skip
+    """A service whose Lease was renewed in 2020 by `holder` (None: the service's own host), and a server on it."""
     host = f"stale-{uuid.uuid4().hex[:8]}"
     service = custom.create_cluster_custom_object(
         "hoststate.io", "v1alpha1", "computeservices",
@@ -71,7 +72,7 @@ def test_unknown_when_heartbeat_is_stale(facade: RunningFacade, users: Users, cu
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
                 "metadata": {"name": f"{host}.nova-compute"},
-                "spec": {"holderIdentity": host, "renewTime": "2020-01-01T00:00:00.000000Z"},
+                "spec": {"holderIdentity": holder or host, "renewTime": "2020-01-01T00:00:00.000000Z"},
             },
             "hoststate-system",
         )
@@ -80,10 +81,26 @@ def test_unknown_when_heartbeat_is_stale(facade: RunningFacade, users: Users, cu
     facade.sync(service)
     facade.sync(server)
     facade.sync(lease)
+    return host, server
+
+
+def test_unknown_when_heartbeat_is_stale(facade: RunningFacade, users: Users, custom: k8s.CustomObjectsApi, namespace: str, api_client: k8s.ApiClient) -> None:
+    """A Lease renewed long ago: UNKNOWN, computed at read time."""
+    host, server = service_with_lease(facade, custom, namespace, api_client, holder=None)
     body = http(f"{facade.url}/v2.1/servers/{server['metadata']['uid']}", token=users.admin, version="2.16").body["server"]
     assert body["host_status"] == "UNKNOWN"
     services = http(f"{facade.url}/v2.1/os-services?host={host}", token=users.admin).body["services"]
     assert services[0]["state"] == "down" and services[0]["updated_at"] == "2020-01-01T00:00:00.000000"
+
+
+def test_a_lease_held_by_another_host_does_not_count(facade: RunningFacade, users: Users, custom: k8s.CustomObjectsApi, namespace: str, api_client: k8s.ApiClient) -> None:
+    """As for the operator (which reports it as BadHeartbeatLease): the service counts from its
+    creation, as one that never reported, so the facade and the operator agree."""
+    host, server = service_with_lease(facade, custom, namespace, api_client, holder="someone-else")
+    body = http(f"{facade.url}/v2.1/servers/{server['metadata']['uid']}", token=users.admin, version="2.16").body["server"]
+    assert body["host_status"] == "UP"
+    services = http(f"{facade.url}/v2.1/os-services?host={host}", token=users.admin).body["services"]
+    assert services[0]["state"] == "up" and not services[0]["updated_at"].startswith("2020")
 
 
 def test_list_detail_and_name_filter(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi, namespace: str) -> None:

@@ -11,7 +11,7 @@ from hoststate.domain import HostStatus, ServiceFacts, service_view
 from hoststate.operator.coalescer import Coalescer
 from hoststate.operator.state import ServerIndex, ServerRecord, ServiceIndex, ServiceRecord, is_stale
 from hoststate.operator.status import server_status_patch, service_status_is_current, service_status_patch
-from hoststate.resources.lease import heartbeat_lease, lease_renew_time
+from hoststate.resources.lease import heartbeat_lease, lease_heartbeat, lease_renew_time
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 EARLIER = NOW - timedelta(minutes=5)
@@ -139,6 +139,17 @@ def test_lease_renew_time() -> None:
         lease_renew_time({"spec": {}})
     with pytest.raises(ValueError, match="is not an RFC 3339 time"):
         lease_renew_time({"spec": {"renewTime": "yesterday"}})
+
+
+def test_lease_heartbeat_counts_only_for_its_host() -> None:
+    lease = heartbeat_lease("Compute_4", "nova-compute", NOW, 60)
+    assert lease_heartbeat(lease, "Compute_4") == NOW
+    with pytest.raises(ValueError, match="holderIdentity 'Compute_4' is not the service's host 'compute-4'"):
+        lease_heartbeat(lease, "compute-4")
+    del lease["spec"]["holderIdentity"]  # no holder: the renewal counts
+    assert lease_heartbeat(lease, "compute-4") == NOW
+    with pytest.raises(ValueError, match="spec.renewTime is missing"):
+        lease_heartbeat({"spec": {"holderIdentity": "h"}}, "h")
 
 
 async def test_coalescer_runs_once_more_after_requests_during_a_run() -> None:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..kube import KubeClient
 from ..metrics import FacadeMetrics, serve_metrics
+from ..resources.lease import DEFAULT_LEASE_NAMESPACE
 from .auth import Authenticator
 from .controllers import versions
 from .controllers.server_actions import ServerActionController
@@ -32,7 +33,7 @@ STATE = web.AppKey("state", ClusterState)
 class FacadeConfig:
     host: str = "0.0.0.0"
     port: int = 8774
-    lease_namespace: str = "hoststate-system"
+    lease_namespace: str = DEFAULT_LEASE_NAMESPACE
     service_down_time: float = 60.0
     report_interval: float = 10.0
     policy_file: Path | None = None

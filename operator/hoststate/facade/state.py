@@ -6,6 +6,7 @@ host_status are computed at read time with the domain rules, as Nova computes th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from ..domain.hoststatus import COMPUTE_BINARY
 from ..kube import COMPUTE_SERVICES, LEASES, SERVERS, KubeClient
 from ..kube.informer import Informer
 from ..kubetime import parse_kube_time as parse_time
+from ..resources.lease import DEFAULT_LEASE_NAMESPACE, lease_heartbeat
 
 Obj = dict[str, Any]
 
@@ -75,7 +77,7 @@ class ClusterState:
         self,
         kube: KubeClient,
         *,
-        lease_namespace: str = "hoststate-system",
+        lease_namespace: str = DEFAULT_LEASE_NAMESPACE,
         service_down_time: float = 60.0,
         report_interval: float = 10.0,
     ) -> None:
@@ -156,7 +158,11 @@ class ClusterState:
     def evaluate(self, obj: Obj, now: datetime | None = None) -> ServiceState:
         now = now or datetime.now(UTC)
         lease = self.leases.get(obj["metadata"]["name"], self.lease_namespace)
-        renewed = parse_time((lease or {}).get("spec", {}).get("renewTime")) if lease else None
+        renewed = None
+        if lease is not None:
+            # A Lease that may not count (held by another host) is ignored, as the operator does.
+            with contextlib.suppress(ValueError):
+                renewed = lease_heartbeat(lease, obj.get("spec", {}).get("host", ""))
         # No Lease yet: Nova falls back to the record's created_at the same way.
         last = renewed or parse_time(obj["metadata"].get("creationTimestamp"))
         forced = bool(obj.get("spec", {}).get("forcedDown", False))

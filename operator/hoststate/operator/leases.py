@@ -11,7 +11,7 @@ from typing import Any
 
 from ..kube import LEASES, KubeClient
 from ..kube.informer import Informer
-from ..resources.lease import HEARTBEAT_SELECTOR, lease_renew_time
+from ..resources.lease import HEARTBEAT_SELECTOR, lease_heartbeat, lease_renew_time
 from .events import ObjectRef
 from .reconciler import Reconciler
 
@@ -36,15 +36,12 @@ class HeartbeatLeases:
 
     def _seen(self, lease: dict[str, Any]) -> None:
         name = lease["metadata"]["name"]
+        service = self.reconciler.services.by_name.get(name)
         try:
-            renewed = lease_renew_time(lease)
+            # Without its service yet, only the Lease's own form can be checked.
+            renewed = lease_heartbeat(lease, service.host) if service is not None else lease_renew_time(lease)
         except ValueError as error:
             self._report_bad_lease(lease, str(error))
-            return
-        service = self.reconciler.services.by_name.get(name)
-        holder = (lease.get("spec") or {}).get("holderIdentity")
-        if service is not None and holder and holder != service.host:
-            self._report_bad_lease(lease, f"spec.holderIdentity {holder!r} is not the service's host {service.host!r}")
             return
         self._errors.pop(name, None)
         self.reconciler.heartbeat(name, renewed)

@@ -46,3 +46,14 @@ def lease_renew_time(lease: dict[str, Any]) -> datetime:
         raise ValueError(f"spec.renewTime {renewed!r} is not an RFC 3339 time") from error
     assert moment is not None
     return moment
+
+
+def lease_heartbeat(lease: dict[str, Any], host: str) -> datetime:
+    """The heartbeat a Lease reports for the service of `host`: its renewTime, unless the Lease
+    is malformed or held by another host (ValueError saying why). The operator and the facade
+    both count heartbeats through this, so they agree on every service's state."""
+    renewed = lease_renew_time(lease)
+    holder = (lease.get("spec") or {}).get("holderIdentity")
+    if holder and holder != host:
+        raise ValueError(f"spec.holderIdentity {holder!r} is not the service's host {host!r}")
+    return renewed
