@@ -225,7 +225,17 @@ class Fleet:
         self.custom = custom
 
     def create(self, host: str) -> str:
-        return self.custom.create_cluster_custom_object(G, V, "computeservices", compute_service(host))["metadata"]["name"]
+        """Create the host's service and wait until it is up: a server created before its agent's
+        first heartbeat is seen would start UNKNOWN, one more event than the tests expect."""
+        name = self.custom.create_cluster_custom_object(G, V, "computeservices", compute_service(host))["metadata"]["name"]
+        wait_for(
+            lambda: (self.custom.get_cluster_custom_object(G, V, "computeservices", name).get("status") or {}).get(
+                "hostStatus"
+            )
+            == "UP",
+            what=f"{name} UP",
+        )
+        return name
 
     def force_down(self, host: str, down: bool = True) -> float:
         """Patch spec.forcedDown; return time.time() just before the request (the detection)."""
