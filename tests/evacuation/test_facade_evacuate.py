@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from hoststate.devcluster.processes import HoststateProcess
+from hoststate.devcluster.processes import HoststateProcess, wait_for
+from hoststate.domain.hoststatus import COMPUTE_BINARY
+from hoststate.facade.app import STATE
 from tests.evacuation.conftest import Fleet, Tokens, action
 from tests.facade.conftest import RunningFacade, http
 
@@ -21,9 +23,12 @@ def down_source(fleet: Fleet, facade: RunningFacade, namespace: str):
 
 
 def target(fleet: Fleet, facade: RunningFacade, agents, name: str, **spec) -> str:
+    """A heartbeating host, once the facade has seen its first heartbeat (its checks read it)."""
     host = fleet.host(name)
     facade.sync(fleet.create_service(host, **spec))
     agents(host)
+    state = facade.app[STATE]
+    wait_for(lambda: state.service_by_host_and_binary(host, COMPUTE_BINARY).last_heartbeat, what=f"{host}'s heartbeat")
     return host
 
 
@@ -108,16 +113,42 @@ def test_force_at_2_29_skips_the_target_check(
     assert fleet.server("vm")["spec"]["host"] == dest
 
 
-def test_microversions_above_the_facades_maximum_are_not_acceptable(
-    facade: RunningFacade, tokens: Tokens, down_source
-) -> None:
-    """2.68 (no force) and 2.95 (stopped on the target) have schemas (tests/unit/test_evacuation.py),
-    but the facade serves up to 2.53: such requests are refused as Nova refuses unknown versions."""
+def test_at_268_force_is_gone(facade: RunningFacade, fleet: Fleet, tokens: Tokens, agents, down_source) -> None:
+    """2.68 removes `force` (refused by the schema); the given host is then always checked."""
     _, server = down_source
-    for version in ("2.68", "2.95"):
-        answer = action(facade, server["metadata"]["uid"], {"evacuate": {}}, token=tokens.admin, version=version)
-        assert answer.status == 406
-    assert action(facade, server["metadata"]["uid"], {"evacuate": {"force": True}}, token=tokens.admin, version="2.53").status == 400
+    uid = server["metadata"]["uid"]
+    dest = target(fleet, facade, agents, "dest")
+    refused = action(facade, uid, {"evacuate": {"host": dest, "force": True}}, token=tokens.admin, version="2.68")
+    assert (refused.status, refused.body["badRequest"]["message"]) == (
+        400,
+        f"Invalid input for field/attribute evacuate. Value: {{'host': '{dest}', 'force': True}}. "
+        "Additional properties are not allowed ('force' was unexpected)",
+    )
+    assert fleet.server("vm")["spec"]["host"] != dest  # nothing half-applied
+
+    answer = action(facade, uid, {"evacuate": {"host": dest}}, token=tokens.admin, version="2.68")
+    assert (answer.status, answer.body) == (200, None)
+    moved = fleet.server("vm")
+    assert (moved["spec"]["host"], moved["spec"]["vmState"]) == (dest, "active")  # the state it had
+
+
+def test_at_295_the_server_is_stopped_on_the_target(
+    operator: HoststateProcess, facade: RunningFacade, fleet: Fleet, tokens: Tokens, agents, down_source
+) -> None:
+    """2.95: "Any evacuated instances will be now stopped at destination" (the body is 2.68's)."""
+    _, server = down_source
+    uid = server["metadata"]["uid"]
+    dest = target(fleet, facade, agents, "dest")
+    assert action(facade, uid, {"evacuate": {"force": False}}, token=tokens.admin, version="2.95").status == 400
+
+    answer = action(facade, uid, {"evacuate": {}}, token=tokens.admin, version="2.95")  # the target is chosen
+    assert (answer.status, answer.body) == (200, None)
+    moved = fleet.server("vm")
+    assert (moved["spec"]["host"], moved["spec"]["vmState"], moved["spec"]["powerState"]) == (dest, "stopped", 4)
+    assert fleet.request("vm")["targetState"] == "stopped"
+    fleet.wait_evacuation("vm", "done")
+    shown = http(f"{facade.url}/v2.1/servers/{uid}", token=tokens.admin, version="2.95").body["server"]
+    assert (shown["status"], shown["OS-EXT-STS:vm_state"], shown["OS-EXT-SRV-ATTR:host"]) == ("SHUTOFF", "stopped", dest)
 
 
 # -- Nova's error paths -----------------------------------------------------------------------

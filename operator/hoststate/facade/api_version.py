@@ -1,7 +1,7 @@
 """Microversions, as Nova's api_version_request.py and wsgi.Request.set_api_version_request do them.
 
 MAX_VERSION is the highest microversion at which every route the facade serves behaves
-as Nova's does (docs/facade.md says why it is 2.53 and not more).
+as Nova's does (docs/facade.md lists what changes up to it).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from functools import total_ordering
 from .faults import HTTPBadRequest, HTTPNotAcceptable
 
 MIN_VERSION = "2.1"
-MAX_VERSION = "2.53"
+MAX_VERSION = "2.96"
 DEFAULT_VERSION = MIN_VERSION
 
 STANDARD_HEADER = "OpenStack-API-Version"

@@ -4,15 +4,15 @@ with and without the project id in the path. Served from the facade's cache."""
 from __future__ import annotations
 
 import json
-import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
-from oslo_utils import strutils, uuidutils
+from oslo_utils import uuidutils
 
 from ...domain import HostStatus
+from .. import search
 from ..context import RequestContext
 from ..faults import HTTPBadRequest, HTTPNotFound
 from ..policies import EXTENDED_SERVER_ATTRIBUTES, SERVERS
@@ -24,8 +24,6 @@ from ..views import servers as views
 from ..wsgi import context, links, version
 
 MAX_LIMIT = 1000  # Nova's [api] max_limit default
-# Filters a non-admin may use (Nova's remove_invalid_options keeps only these, of those served).
-USER_FILTERS = {"name", "status", "all_tenants", "limit", "marker"}
 
 
 class ServerController:
@@ -53,7 +51,7 @@ class ServerController:
         project_id = server["metadata"]["namespace"]
         self.policy.can(ctx, SERVERS % "show", target={"project_id": project_id})
         visibility = self._visibility(ctx, project_id)
-        body = self._detail(request, server, visibility, {})
+        body = self._detail(request, server, visibility, {}, show=True)
         return web.Response(text=f'{{"server": {body}}}', content_type="application/json")
 
     # -- helpers ----------------------------------------------------------------------------
@@ -77,7 +75,13 @@ class ServerController:
         return views.Visibility(extended_attributes=extended, host_status=unknown_only)
 
     def _detail(
-        self, request: web.Request, server: dict[str, Any], visibility: views.Visibility, statuses: dict[str, HostStatus]
+        self,
+        request: web.Request,
+        server: dict[str, Any],
+        visibility: views.Visibility,
+        statuses: dict[str, HostStatus],
+        *,
+        show: bool = False,
     ) -> str:
         """The server's body as JSON text: cached rendering, host_status computed now
         (once per host per request: `statuses`)."""
@@ -85,7 +89,7 @@ class ServerController:
         api_version = version(request)
         body = self.rendered.body(
             server, links=links(request), version=api_version, extended=visibility.extended_attributes,
-            zone=self.state.zone_of_host(host) if host else None,
+            zone=self.state.zone_of_host(host) if host else None, show=show,
         )  # fmt: skip
         if host not in statuses:
             statuses[host] = self.state.host_status_of_host(host)
@@ -94,46 +98,31 @@ class ServerController:
     async def _list(self, request: web.Request, *, is_detail: bool) -> web.Response:
         ctx = context(request)
         self.policy.can(ctx, SERVERS % ("detail" if is_detail else "index"))
+        api_version = version(request)
         query = {key: request.query.getall(key) for key in request.query}
-        validate_query(schemas.query_params, query)
-        opts = {key: values[-1] for key, values in query.items()}
-        if not self.policy.can(ctx, SERVERS % "allow_all_filters", fatal=False):
-            opts = {key: value for key, value in opts.items() if key in USER_FILTERS}
-
-        all_tenants = _is_all_tenants(opts)
-        if all_tenants:
+        validate_query(schemas.query_params(api_version), query)
+        found = search.parse(
+            query, api_version, allow_all_filters=self.policy.can(ctx, SERVERS % "allow_all_filters", fatal=False),
+            is_admin=ctx.is_admin, project_id=ctx.project_id, user_id=ctx.user_id,
+        )  # fmt: skip
+        if found.all_tenants:
             self.policy.can(ctx, SERVERS % ("detail:get_all_tenants" if is_detail else "index:get_all_tenants"))
         visibility = self._visibility(ctx, ctx.project_id) if is_detail else None
         # Everything the answer depends on but the time (host statuses, checked on a hit).
-        scope = "" if all_tenants or not ctx.project_id else ctx.project_id
+        scope = found.project_id or ""
         cache_key = (
             scope, self.state.server_generations[scope], self.state.service_generation,
-            ctx.user_id if not scope else "", is_detail, version(request), links(request), visibility,
-            tuple(sorted(opts.items())),
+            is_detail, api_version, links(request), visibility, found,
         )  # fmt: skip
         if (cached := self.responses.get(cache_key, self.state.host_status_of_host)) is not None:
             return web.Response(body=cached, content_type="application/json")
-        if all_tenants:
-            project = opts.get("project_id") or opts.get("tenant_id")
-            servers = [s for s in self.state.all_servers() if not project or s["metadata"]["namespace"] == project]
-        elif ctx.project_id:
-            servers = self.state.servers_of_project(ctx.project_id)
+        if found.project_id:
+            candidates: Iterable[dict[str, Any]] = self.state.servers_of_project(found.project_id)
+        elif found.user_id:  # Nova lists the user's own servers when the token has no project
+            candidates = (s for s in self.state.all_servers() if s.get("spec", {}).get("userId") == found.user_id)
         else:
-            # Nova lists the user's own servers when the token has no project.
-            servers = [s for s in self.state.all_servers() if s.get("spec", {}).get("userId") == ctx.user_id]
-
-        if name := opts.get("name"):
-            pattern = _name_pattern(name)
-            servers = [s for s in servers if pattern.search(views.server_name(s))]
-        if status := opts.get("status"):
-            servers = [s for s in servers if _status(s) == status.upper()]
-        if host := opts.get("host"):
-            servers = [s for s in servers if s.get("spec", {}).get("host") == host]
-
-        # Nova's default order: newest first.
-        # (creationTimestamp is RFC 3339 in UTC with a Z: its text sorts as its time)
-        servers.sort(key=lambda s: (s["metadata"].get("creationTimestamp", ""), views.server_id(s)), reverse=True)
-        servers, limit = _paginate(servers, opts)
+            candidates = self.state.all_servers()
+        servers, limit = _paginate(found.apply(candidates, self.state.zone_of_host), found)
 
         link_builder = links(request)
         statuses: dict[str, HostStatus] = {}
@@ -144,7 +133,7 @@ class ServerController:
             items = ", ".join(json.dumps(views.summary(s, link_builder)) for s in servers)
         text = f'{{"servers": [{items}]'
         if limit is not None and servers and len(servers) == limit:
-            next_query = {k: v for k, v in opts.items() if k not in ("limit", "marker")}
+            next_query = {k: v[-1] for k, v in query.items() if k not in ("limit", "marker")}
             next_query.update(limit=str(limit), marker=views.server_id(servers[-1]))
             collection = "servers/detail" if is_detail else "servers"
             next_link = [{"href": link_builder.collection(collection, **next_query), "rel": "next"}]
@@ -182,40 +171,15 @@ class ResponseCache:
             self._entries.popitem(last=False)
 
 
-def _is_all_tenants(opts: dict[str, str]) -> bool:
-    """nova.api.openstack.common.is_all_tenants: the empty string turns it on."""
-    if "all_tenants" not in opts:
-        return False
-    if opts["all_tenants"] == "":
-        return True
-    try:
-        return strutils.bool_from_string(opts["all_tenants"], strict=True)
-    except ValueError as error:
-        raise HTTPBadRequest(f"Invalid input received: {error}") from None
-
-
-def _name_pattern(name: str) -> re.Pattern[str]:
-    """Nova matches the name as a regular expression."""
-    try:
-        return re.compile(name)
-    except re.error:
-        return re.compile(re.escape(name))
-
-
-def _status(server: dict[str, Any]) -> str:
-    spec = server.get("spec", {})
-    return views.status_from_state(spec.get("vmState", "active"), spec.get("taskState"))
-
-
-def _paginate(servers: list[dict[str, Any]], opts: dict[str, str]) -> tuple[list[dict[str, Any]], int | None]:
-    if marker := opts.get("marker"):
+def _paginate(servers: list[dict[str, Any]], found: search.ServerSearch) -> tuple[list[dict[str, Any]], int | None]:
+    if found.marker:
         ids = [views.server_id(s) for s in servers]
-        if marker not in ids:
-            raise HTTPBadRequest(f"Marker {marker} could not be found.")
-        servers = servers[ids.index(marker) + 1 :]
+        if found.marker not in ids:
+            raise HTTPBadRequest(f"Marker {found.marker} could not be found.")
+        servers = servers[ids.index(found.marker) + 1 :]
     limit = None
-    if "limit" in opts:
-        limit = min(int(opts["limit"]), MAX_LIMIT)
+    if found.limit is not None:
+        limit = min(found.limit, MAX_LIMIT)
         servers = servers[:limit]
     elif len(servers) > MAX_LIMIT:
         limit = MAX_LIMIT

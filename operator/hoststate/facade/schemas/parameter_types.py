@@ -25,3 +25,4 @@ def multi_params(schema: dict) -> dict:
 
 
 common_query_param = multi_params({"type": "string"})
+common_query_regex_param = multi_params({"type": "string", "format": "regex"})

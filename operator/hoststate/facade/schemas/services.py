@@ -43,6 +43,8 @@ index_query_schema = {
         "host": parameter_types.common_query_param,
         "binary": parameter_types.common_query_param,
     },
-    # For backward compatible changes (2.75 makes this False; the facade stops at 2.53).
+    # Unknown parameters are ignored before 2.75 and refused from it.
     "additionalProperties": True,
 }
+
+index_query_schema_v275 = {**index_query_schema, "additionalProperties": False}

@@ -22,7 +22,12 @@ from .formats import isotime, nova_datetime
 Obj = dict[str, Any]
 
 # nova/api/openstack/common.py: _STATE_MAP and status_from_state.
-_RESIZE = {"resize_prep": "RESIZE", "resize_migrating": "RESIZE", "resize_migrated": "RESIZE", "resize_finish": "RESIZE"}
+_RESIZE = {
+    "resize_prep": "RESIZE",
+    "resize_migrating": "RESIZE",
+    "resize_migrated": "RESIZE",
+    "resize_finish": "RESIZE",
+}
 _REBUILD = {"rebuilding": "REBUILD", "rebuild_block_device_mapping": "REBUILD", "rebuild_spawning": "REBUILD"}
 STATE_MAP: dict[str, dict[str, str]] = {
     "active": {
@@ -159,6 +164,7 @@ def detail(
     visibility: Visibility,
     host_status: HostStatus,
     zone: str | None,
+    show_server_groups: bool = False,
 ) -> Obj:
     """A server of GET /servers/detail and GET /servers/{id}."""
     spec = server.get("spec", {})
@@ -187,6 +193,9 @@ def detail(
     if status in PROGRESS_STATUSES:
         body["progress"] = 0
     body["OS-EXT-AZ:availability_zone"] = spec.get("availabilityZone") or zone or ""
+    if version.at_least("2.96"):
+        # The zone the server was pinned to when it was created, if it asked for one.
+        body["pinned_availability_zone"] = spec.get("availabilityZone") or None
     body["config_drive"] = ""
     if visibility.extended_attributes:
         body["OS-EXT-SRV-ATTR:host"] = host or None
@@ -200,6 +209,8 @@ def detail(
             body["OS-EXT-SRV-ATTR:ramdisk_id"] = None
             body["OS-EXT-SRV-ATTR:root_device_name"] = None
             body["OS-EXT-SRV-ATTR:user_data"] = None
+    elif version.at_least("2.90"):
+        body["OS-EXT-SRV-ATTR:hostname"] = meta["name"]  # everyone's from 2.90
     body["key_name"] = spec.get("keyName")
     body["OS-SRV-USG:launched_at"] = nova_datetime(created) if spec.get("vmState") != "building" else None
     body["OS-SRV-USG:terminated_at"] = None
@@ -215,6 +226,12 @@ def detail(
         body["description"] = None
     if version.at_least("2.26"):
         body["tags"] = []
+    if version.at_least("2.63"):
+        body["trusted_image_certificates"] = None
+    if version.at_least("2.73"):
+        body["locked_reason"] = None
+    if show_server_groups and version.at_least("2.71"):
+        body["server_groups"] = []  # GET /servers/{id} only, not the detail list (as Nova)
     return body
 
 
@@ -229,22 +246,25 @@ class RenderedServers:
     """Serialised server bodies, without host_status, per server and what they depend on.
 
     A body changes only with the server's resourceVersion, the microversion, the links'
-    root, the caller's right to the extended attributes and the host's zone; host_status is
+    root, the caller's right to the extended attributes, the host's zone and whether it is a
+    show (which has server_groups from 2.71) or a list entry; host_status is
     the part that changes with time, so it is added at read time (as Nova computes it).
     """
 
     def __init__(self) -> None:
         self._bodies: dict[str, tuple[tuple[Any, ...], str]] = {}
 
-    def body(self, server: Obj, *, links: Links, version: APIVersion, extended: bool, zone: str | None) -> str:
+    def body(
+        self, server: Obj, *, links: Links, version: APIVersion, extended: bool, zone: str | None, show: bool = False
+    ) -> str:
         meta = server["metadata"]
-        key = (meta.get("resourceVersion"), version, links, extended, zone)
+        key = (meta.get("resourceVersion"), version, links, extended, zone, show)
         cached = self._bodies.get(meta["uid"])
         if cached is not None and cached[0] == key:
             return cached[1]
         rendered = detail(
             server, links=links, version=version, visibility=Visibility(extended, None),
-            host_status=HostStatus.NONE, zone=zone,
+            host_status=HostStatus.NONE, zone=zone, show_server_groups=show,
         )  # fmt: skip
         text = json.dumps(rendered)
         self._bodies[meta["uid"]] = (key, text)

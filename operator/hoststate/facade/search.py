@@ -1,0 +1,347 @@
+"""Server search as Nova does it: the options of GET /servers and /servers/detail (servers.py
+_get_servers), then the filters and sort order of nova.compute.api.API.get_all and the
+database's instance_get_all_by_filters_sort, applied to the facade's cached Servers.
+
+Nova compares most filters as regular expressions on a column (re.search semantics), a few
+exactly (EXACT below). Attributes the Server resource does not model have the value Nova
+stores for a server without them (no kernel, no locks, no tags...), so a filter on them finds
+what Nova would find for such servers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from oslo_utils import strutils, timeutils
+
+from ..kubetime import parse_kube_time
+from .api_version import APIVersion
+from .faults import HTTPBadRequest, HTTPForbidden
+from .schemas import servers as schemas
+from .views import servers as views
+
+Obj = dict[str, Any]
+ZoneOf = Callable[[str], str | None]
+
+# servers.py _get_server_search_options: what a caller without allow_all_filters may use.
+USER_OPTIONS = ("reservation_id", "name", "status", "image", "flavor", "ip", "changes-since", "all_tenants")
+USER_OPTIONS_BY_VERSION = (
+    ("2.5", ("ip6",)),
+    ("2.26", schemas.TAG_FILTERS),
+    ("2.66", ("changes-before",)),
+    ("2.73", ("locked",)),
+    ("2.83", ("availability_zone", "config_drive", "key_name", "created_at", "launched_at", "terminated_at",
+              "power_state", "task_state", "vm_state", "progress", "user_id")),
+    ("2.90", ("hostname",)),
+)  # fmt: skip
+PAGING_SORTING = ("sort_key", "sort_dir", "limit", "marker")
+ADMIN_ONLY_SORT_KEYS = ("host", "node")
+DEFAULT_SORT_KEYS = ("created_at", "uuid")  # Nova's created_at, then its database id
+
+# compute api filter_mapping: the option's name -> the column it filters.
+COLUMN_OF_OPTION = {"image": "image_ref", "name": "display_name", "tenant_id": "project_id", "flavor": "instance_type"}
+# The database's exact_match_filter_names (the rest are regular expressions).
+EXACT = frozenset({"project_id", "user_id", "image_ref", "vm_state", "instance_type", "uuid", "host", "task_state"})
+# Options handled apart from the column filters (or, like `description`, not a column: ignored).
+NOT_COLUMNS = frozenset(
+    {"status", "all_tenants", "deleted", "soft_deleted", "changes-since", "changes-before", "locked", "ip", "ip6",
+     "description", *schemas.TAG_FILTERS, *PAGING_SORTING}
+)  # fmt: skip
+
+
+def _created(server: Obj) -> datetime | None:
+    return parse_kube_time(server["metadata"].get("creationTimestamp"))
+
+
+def _launched(server: Obj) -> datetime | None:
+    return None if (server.get("spec") or {}).get("vmState") == "building" else _created(server)
+
+
+def columns(zone_of: ZoneOf) -> dict[str, Callable[[Obj], Any]]:
+    """What each instance column holds for a Server (the values its body shows)."""
+
+    def spec(server: Obj) -> Obj:
+        return server.get("spec") or {}
+
+    def host(server: Obj) -> str | None:
+        return spec(server).get("host") or None
+
+    def zone(server: Obj) -> str | None:
+        value = spec(server).get("availabilityZone")
+        return value or (zone_of(value_host) if (value_host := host(server)) else None)
+
+    return {
+        "uuid": views.server_id,
+        "display_name": views.server_name,
+        "hostname": lambda s: s["metadata"]["name"],
+        "project_id": lambda s: s["metadata"].get("namespace"),
+        "user_id": lambda s: spec(s).get("userId") or None,
+        "image_ref": lambda s: spec(s).get("imageId") or "",
+        "instance_type": lambda s: spec(s).get("flavorId"),
+        "vm_state": lambda s: spec(s).get("vmState", "active"),
+        "task_state": lambda s: spec(s).get("taskState"),
+        "power_state": lambda s: spec(s).get("powerState", 1),
+        "host": host,
+        "node": host,
+        "availability_zone": zone,
+        "key_name": lambda s: spec(s).get("keyName"),
+        "launch_index": lambda s: 0,
+        "reservation_id": lambda s: f"r-{views.server_id(s)[:8]}",
+        "config_drive": lambda s: "",
+        "auto_disk_config": lambda s: False,
+        "progress": lambda s: 0,
+        "locked": lambda s: False,
+        "created_at": _created,
+        "launched_at": _launched,
+        "updated_at": views.last_update,
+        **dict.fromkeys(
+            ("kernel_id", "ramdisk_id", "root_device_name", "access_ip_v4", "access_ip_v6", "locked_by",
+             "display_description", "terminated_at"),
+            lambda s: None,
+        ),
+    }  # fmt: skip
+
+
+def _column_text(value: Any) -> str | None:
+    """A column as the database's REGEXP sees it."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def task_and_vm_state_from_status(statuses: Iterable[str]) -> tuple[list[str], list[str]]:
+    """nova.api.openstack.common.task_and_vm_state_from_status."""
+    wanted = {status.strip().lower() for status in statuses}
+    vm_states, task_states = set(), set()
+    for vm_state, task_map in views.STATE_MAP.items():
+        for task_state, status in task_map.items():
+            if status.lower() in wanted:
+                vm_states.add(vm_state)
+                task_states.add(task_state)
+    return sorted(vm_states), sorted(task_states)
+
+
+def _bool_option(value: str, *, strict: bool) -> bool:
+    """common.is_all_tenants / is_locked: an unrecognised value is a 400."""
+    try:
+        return strutils.bool_from_string(value, strict=strict)
+    except ValueError as error:
+        raise HTTPBadRequest(f"Invalid input received: {error}") from None
+
+
+def _time_option(name: str, value: str) -> datetime:
+    try:
+        return timeutils.parse_isotime(value)
+    except ValueError:
+        raise HTTPBadRequest(f"Invalid filter field: {name}.") from None
+
+
+@dataclass(frozen=True)
+class ServerSearch:
+    """A parsed search: hashable, so it is part of the response cache's key."""
+
+    all_tenants: bool = False
+    project_id: str | None = None  # the scope when not all_tenants (None: the caller's user)
+    user_id: str | None = None
+    exact: tuple[tuple[str, tuple[str, ...]], ...] = ()  # column -> accepted values
+    regex: tuple[tuple[str, str], ...] = ()  # column -> pattern
+    vm_states: tuple[str, ...] | None = None
+    task_states: tuple[str, ...] | None = None
+    changes_since: datetime | None = None
+    changes_before: datetime | None = None
+    locked: bool | None = None
+    ip: str | None = None
+    ip6: str | None = None
+    nothing: bool = False  # Nova answers an empty list without searching
+    sort: tuple[tuple[str, str], ...] = ()
+    limit: int | None = None
+    marker: str | None = None
+
+    def apply(self, servers: Iterable[Obj], zone_of: ZoneOf) -> list[Obj]:
+        if self.nothing:
+            return []
+        column = columns(zone_of)
+        tests: list[Callable[[Obj], bool]] = []
+        for name, values in self.exact:
+            tests.append(lambda s, name=name, values=values: _column_text(column[name](s)) in values)
+        for name, pattern in self.regex:
+            compiled = re.compile(pattern)
+            tests.append(lambda s, name=name, compiled=compiled: _regex_match(compiled, column[name](s)))
+        if self.vm_states is not None:
+            tests.append(lambda s: column["vm_state"](s) in self.vm_states)
+        if self.task_states is not None:
+            tests.append(lambda s: column["task_state"](s) in self.task_states)
+        if self.changes_since is not None:
+            tests.append(lambda s: (t := views.last_update(s)) is not None and t >= self.changes_since)
+        if self.changes_before is not None:
+            tests.append(lambda s: (t := views.last_update(s)) is not None and t <= self.changes_before)
+        if self.locked is not None:
+            tests.append(lambda s: column["locked"](s) == self.locked)
+        if self.ip is not None or self.ip6 is not None:
+            tests.append(_ip_test(self.ip, self.ip6))
+        found = [s for s in servers if all(test(s) for test in tests)]
+        return sort_servers(found, self.sort, column)
+
+
+def _regex_match(pattern: re.Pattern[str], value: Any) -> bool:
+    text = _column_text(value)
+    return text is not None and pattern.search(text) is not None
+
+
+def _ip_test(ip: str | None, ip6: str | None) -> Callable[[Obj], bool]:
+    """compute api _ip_filter: re.match on fixed addresses of the matching IP version."""
+    ipv4, ipv6 = re.compile(str(ip)), re.compile(str(ip6))
+
+    def test(server: Obj) -> bool:
+        for entries in ((server.get("spec") or {}).get("addresses") or {}).values():
+            for entry in entries:
+                if entry.get("type", "fixed") != "fixed" or not entry.get("addr"):
+                    continue
+                pattern = ipv4 if entry.get("version", 4) == 4 else ipv6
+                if pattern.match(entry["addr"]):
+                    return True
+        return False
+
+    return test
+
+
+def sort_servers(servers: list[Obj], sort: tuple[tuple[str, str], ...], column: Mapping[str, Callable]) -> list[Obj]:
+    """Stable sorts from the last key to the first; NULL first when ascending (as MySQL)."""
+    for key, direction in reversed(sort):
+        getter = column[key]
+        servers.sort(key=lambda s, g=getter: (g(s) is not None, g(s)), reverse=direction == "desc")
+    return servers
+
+
+def parse(
+    query: Mapping[str, list[str]],
+    version: APIVersion,
+    *,
+    allow_all_filters: bool,
+    is_admin: bool,
+    project_id: str | None,
+    user_id: str,
+) -> ServerSearch:
+    """servers.py _get_servers up to the compute API call. The query is already validated
+    against the version's schema (so unknown keys are gone from 2.75: refused)."""
+    options = {key: values[-1] for key, values in query.items()}
+    if allow_all_filters:
+        for key in PAGING_SORTING:
+            options.pop(key, None)
+    else:
+        allowed = set(USER_OPTIONS)
+        for since, names in USER_OPTIONS_BY_VERSION:
+            if version.at_least(since):
+                allowed.update(names)
+        options = {key: value for key, value in options.items() if key in allowed}
+
+    for key in options:
+        if key in schemas.JOINED_TABLE_QUERY_PARAMS or key.startswith("_"):
+            raise HTTPBadRequest(f"Invalid filter field: {key}.")
+
+    found: dict[str, Any] = {}
+    options.pop("status", None)
+    if "status" in query:
+        vm_states, task_states = task_and_vm_state_from_status(query["status"])
+        if not vm_states and not task_states:
+            if version.at_least("2.38"):
+                raise HTTPBadRequest("Invalid status value")
+            found["nothing"] = True
+        found["vm_states"] = tuple(vm_states)
+        if "default" not in task_states:
+            found["task_states"] = tuple(task_states)
+
+    if "changes-since" in options:
+        found["changes_since"] = _time_option("changes-since", options.pop("changes-since"))
+    if "changes-before" in options:
+        found["changes_before"] = _time_option("changes-before", options.pop("changes-before"))
+        since = found.get("changes_since")
+        if since is not None and since > found["changes_before"]:
+            raise HTTPBadRequest("The value of changes-since must be less than or equal to changes-before.")
+    if "deleted" in options and strutils.bool_from_string(options["deleted"], default=False):
+        found["nothing"] = True  # deleted servers only: the facade keeps none
+
+    # A tenant_id other than the caller's project means all tenants (unless all_tenants says otherwise).
+    if "tenant_id" in options and "all_tenants" not in options and project_id != options["tenant_id"]:
+        options["all_tenants"] = "1"
+    all_tenants = "all_tenants" in options and (
+        options["all_tenants"] == "" or _bool_option(options["all_tenants"], strict=True)
+    )
+    if "locked" in options:
+        found["locked"] = _bool_option(options["locked"], strict=True)
+    if not all_tenants:
+        options.pop("tenant_id", None)
+        options.pop("project_id", None)
+    for name in ("ip", "ip6"):
+        if name in options:
+            found[name] = options[name]
+    if "tags" in options or "tags-any" in options:
+        found["nothing"] = True  # servers carry no tags: none has them (and not-tags keeps all)
+
+    exact: dict[str, tuple[str, ...]] = {}
+    regex: dict[str, str] = {}
+    for key, value in options.items():
+        if key in NOT_COLUMNS:
+            continue
+        name = COLUMN_OF_OPTION.get(key, key)
+        if name in EXACT:
+            exact[name] = (value,)
+        else:
+            regex[name] = value
+    # status wins over vm_state and task_state: Nova sets them from it.
+    if "vm_states" in found:
+        exact.pop("vm_state", None)
+    if "task_states" in found:
+        exact.pop("task_state", None)
+
+    sort = _sort_params(query, version, is_admin)
+    limit = int(query["limit"][-1]) if "limit" in query else None
+    marker = query["marker"][-1] if "marker" in query else None
+    return ServerSearch(
+        all_tenants=all_tenants,
+        project_id=None if all_tenants else project_id,
+        user_id=None if all_tenants or project_id else user_id,
+        exact=tuple(sorted(exact.items())),
+        regex=tuple(sorted(regex.items())),
+        sort=sort,
+        limit=limit,
+        marker=marker,
+        **found,
+    )
+
+
+def _sort_params(query: Mapping[str, list[str]], version: APIVersion, is_admin: bool) -> tuple[tuple[str, str], ...]:
+    """common.get_sort_params, remove_invalid_sort_keys and the database's process_sort_params."""
+    keys = [key.strip() for key in query.get("sort_key", [])]
+    dirs = [direction.strip() for direction in query.get("sort_dir", [])]
+    ignored = schemas.ignored_sort_keys(version)
+    for key in list(keys):
+        if key in ignored:
+            index = keys.index(key)
+            if len(dirs) > index:
+                dirs.pop(index)
+            keys.pop(index)
+        elif key in ADMIN_ONLY_SORT_KEYS and not is_admin:
+            raise HTTPForbidden(f"Only administrators can sort servers by {key}")
+    keys = keys or ["created_at"]
+    dirs = dirs or ["desc"]
+    for direction in dirs:
+        if direction not in ("asc", "desc"):
+            raise HTTPBadRequest("Invalid input received: Unknown sort direction, must be 'desc' or 'asc'")
+    if len(dirs) > len(keys):
+        raise HTTPBadRequest("Invalid input received: Sort direction size exceeds sort key size")
+    dirs += [dirs[0]] * (len(keys) - len(dirs))
+    for key in DEFAULT_SORT_KEYS:
+        if key not in keys:
+            keys.append(key)
+            dirs.append(dirs[0])
+    renamed = {"instance_type_id": "instance_type"}
+    return tuple((renamed.get(key, key), direction) for key, direction in zip(keys, dirs, strict=True))
