@@ -111,9 +111,7 @@ async def fault_monitor(facade: str, token: str, host: str, timeline: Timeline) 
             await asyncio.sleep(0.1)
 
 
-async def run(
-    kubeconfig: Path, admin_token: str, *, start_operator: bool = True, say: Callable[[str], None] = print
-) -> dict:
+async def run(kubeconfig: Path, admin_token: str, *, start_operator: bool = True, say: Callable[[str], None] = print) -> dict:
     """The demo against the cluster of `kubeconfig`; returns its figures."""
     suffix = uuid.uuid4().hex[:6]
     # Five hosts: one failing is 20 %, under the storm guard's default share (30 %).

@@ -12,7 +12,7 @@ How novaclient 18.x runs without Keystone (read from novaclient/shell.py):
   skips the plugin and builds a Keystone `Token` plugin, which does contact OS_AUTH_URL
   (DiscoveryFailure; that is how an earlier attempt failed).
 The microversion is negotiated from GET on the endpoint (`/v2.1`, its "version" document),
-so with no OS_COMPUTE_API_VERSION the commands run at the facade's maximum (2.53).
+so with no OS_COMPUTE_API_VERSION the commands run at the facade's maximum (2.96, novaclient's too).
 Every command's effect or output is checked against the objects read from the API server.
 """
 

@@ -220,9 +220,7 @@ class DevCluster:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [
-                {"name": "hoststate", "cluster": {"server": self.server, "certificate-authority-data": ca_data}}
-            ],
+            "clusters": [{"name": "hoststate", "cluster": {"server": self.server, "certificate-authority-data": ca_data}}],
             "users": [{"name": ADMIN_USER, "user": {"token": self.admin_token}}],
             "contexts": [{"name": "hoststate", "context": {"cluster": "hoststate", "user": ADMIN_USER}}],
             "current-context": "hoststate",

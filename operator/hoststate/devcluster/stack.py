@@ -146,7 +146,7 @@ def run() -> int:
             "\nhoststate is running. In another shell:\n"
             f"  source {RUN_DIR / 'env'}\n"
             "  kubectl get srv -A -w\n"
-            '  kubectl patch computeservice compute1.nova-compute --type merge -p \'{"spec":{"forcedDown":true}}\'\n'
+            "  kubectl patch computeservice compute1.nova-compute --type merge -p '{\"spec\":{\"forcedDown\":true}}'\n"
             f"  openstack compute service list --long    # the Nova facade at {facade_url}\n"
             "Ctrl-C stops everything."
         )

@@ -72,9 +72,7 @@ def from_arguments(args: argparse.Namespace) -> OperatorConfig:
     if args.service_down_time <= 0 or args.report_interval <= 0 or args.fanout_concurrency < 1:
         raise SystemExit("--service-down-time, --report-interval and --fanout-concurrency must be positive")
     if args.evacuation_concurrency < 0 or not 0 <= args.evacuation_storm_threshold <= 1 or args.evacuation_timeout <= 0:
-        raise SystemExit(
-            "--evacuation-concurrency >= 0, --evacuation-storm-threshold in [0, 1], --evacuation-timeout > 0"
-        )
+        raise SystemExit("--evacuation-concurrency >= 0, --evacuation-storm-threshold in [0, 1], --evacuation-timeout > 0")
     return OperatorConfig(
         service_down_time=args.service_down_time,
         report_interval=args.report_interval,

@@ -309,3 +309,4 @@ class Reconciler:
         for name in list(self._timers):
             self._cancel_timer(name)
         await self._jobs.cancel()
+

@@ -22,12 +22,7 @@ from .formats import isotime, nova_datetime
 Obj = dict[str, Any]
 
 # nova/api/openstack/common.py: _STATE_MAP and status_from_state.
-_RESIZE = {
-    "resize_prep": "RESIZE",
-    "resize_migrating": "RESIZE",
-    "resize_migrated": "RESIZE",
-    "resize_finish": "RESIZE",
-}
+_RESIZE = {"resize_prep": "RESIZE", "resize_migrating": "RESIZE", "resize_migrated": "RESIZE", "resize_finish": "RESIZE"}
 _REBUILD = {"rebuilding": "REBUILD", "rebuild_block_device_mapping": "REBUILD", "rebuild_spawning": "REBUILD"}
 STATE_MAP: dict[str, dict[str, str]] = {
     "active": {

@@ -1,0 +1,131 @@
+"""Nova's server search rules (hoststate.facade.search), without a cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from hoststate.facade import search
+from hoststate.facade.api_version import APIVersion
+from hoststate.facade.faults import HTTPBadRequest, HTTPForbidden
+
+
+def parse(query: dict[str, list[str]], version: str = "2.96", *, admin: bool = False, project: str | None = "p1"):
+    return search.parse(
+        query, APIVersion.parse(version), allow_all_filters=admin, is_admin=admin, project_id=project, user_id="u1"
+    )
+
+
+def server(name: str, *, created: str = "2026-01-01T00:00:00Z", **spec) -> dict:
+    return {
+        "metadata": {"name": name, "namespace": "p1", "uid": f"{name}-uid", "creationTimestamp": created},
+        "spec": {"host": "h1", **spec},
+    }
+
+
+def found(query: dict[str, list[str]], servers: list[dict], **kwargs) -> list[str]:
+    return [s["metadata"]["name"] for s in parse(query, **kwargs).apply(servers, lambda host: "zone-of-" + host)]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "vm_states", "task_states"),
+    [
+        (["ACTIVE"], ["active"], ["default"]),
+        (["shutoff"], ["stopped"], ["default"]),
+        (["REBOOT"], ["active"], ["reboot_pending", "reboot_started", "rebooting"]),
+        (["RESIZE"], ["active", "stopped"], ["resize_finish", "resize_migrated", "resize_migrating", "resize_prep"]),
+        (["MIGRATING"], ["active", "paused"], ["migrating"]),
+        (["nonsense"], [], []),
+    ],
+)
+def test_task_and_vm_state_from_status(statuses: list[str], vm_states: list[str], task_states: list[str]) -> None:
+    assert search.task_and_vm_state_from_status(statuses) == (vm_states, task_states)
+
+
+def test_a_tenant_s_filters_grow_with_the_version() -> None:
+    servers = [server("a", vmState="stopped"), server("b")]
+    assert found({"vm_state": ["stopped"]}, servers, version="2.82") == ["b", "a"]  # dropped: both, newest first
+    assert found({"vm_state": ["stopped"]}, servers, version="2.83") == ["a"]
+    assert found({"vm_state": ["stopped"]}, servers, version="2.1", admin=True) == ["a"]
+    assert found({"host": ["other"]}, servers) == ["b", "a"]  # host is never a tenant's
+    assert found({"host": ["other"]}, servers, admin=True) == []
+
+
+def test_exact_and_regular_expression_filters() -> None:
+    servers = [
+        server("web-1", flavorId="1", keyName="mine"),
+        server("web-10", flavorId="10", created="2025-01-01T00:00:00Z"),
+    ]
+    assert found({"flavor": ["1"]}, servers) == ["web-1"]  # exact
+    assert found({"name": ["web-1"]}, servers) == ["web-1", "web-10"]  # searched anywhere
+    assert found({"name": ["^web-1$"]}, servers) == ["web-1"]
+    assert found({"key_name": ["in"]}, servers, version="2.83") == ["web-1"]  # null never matches
+    assert found({"availability_zone": ["zone-of-h1"]}, servers, version="2.83") == ["web-1", "web-10"]
+    assert found({"uuid": ["web-1"]}, servers, admin=True) == []  # exact: the whole uuid
+    assert found({"uuid": ["web-1-uid"]}, servers, admin=True) == ["web-1"]
+    assert found({"power_state": ["1"]}, servers, version="2.83") == ["web-1", "web-10"]
+    assert found({"created_at": ["^2026-01-01 00:00"]}, servers, version="2.83") == ["web-1"]
+    assert found({"description": ["x"]}, servers, admin=True) == ["web-1", "web-10"]  # not a column: ignored
+    assert found({"kernel_id": ["."]}, servers, admin=True) == []  # none has a kernel
+
+
+def test_ip_filters_match_fixed_addresses_of_their_version() -> None:
+    addresses = {
+        "net": [{"addr": "10.0.0.5"}, {"addr": "fd00::5", "version": 6}, {"addr": "172.24.4.9", "type": "floating"}]
+    }
+    servers = [server("vm", addresses=addresses), server("bare")]
+    assert found({"ip": ["10\\.0"]}, servers) == ["vm"]
+    assert found({"ip": ["0\\.5"]}, servers) == []  # matched from the start
+    assert found({"ip": ["172"]}, servers) == []  # floating addresses are not searched
+    assert found({"ip6": ["fd00"]}, servers) == ["vm"]
+    assert found({"ip6": ["fd00"]}, servers, version="2.4") == ["vm", "bare"]  # a tenant's ip6 needs 2.5
+
+
+def test_status_and_the_empty_answers() -> None:
+    servers = [server("a", vmState="stopped"), server("b", taskState="rebooting"), server("c")]
+    assert found({"status": ["REBOOT"]}, servers) == ["b"]
+    assert found({"status": ["SHUTOFF"], "vm_state": ["active"]}, servers, admin=True) == ["a"]  # status wins
+    with pytest.raises(HTTPBadRequest, match="Invalid status value"):
+        parse({"status": ["bogus"]})
+    assert found({"status": ["bogus"]}, servers, version="2.37") == []
+    assert found({"deleted": ["true"]}, servers, admin=True) == []
+    assert found({"deleted": ["no"]}, servers, admin=True) == ["c", "b", "a"]
+    assert found({"tags": ["x"]}, servers) == [] and found({"not-tags-any": ["x"]}, servers) == ["c", "b", "a"]
+
+
+def test_scope() -> None:
+    assert (parse({}).project_id, parse({}).user_id) == ("p1", None)
+    assert (parse({}, project=None).project_id, parse({}, project=None).user_id) == (None, "u1")
+    assert parse({"tenant_id": ["p2"]}, admin=True).all_tenants
+    assert not parse({"tenant_id": ["p1"]}, admin=True).all_tenants  # the caller's own
+    assert not parse({"tenant_id": ["p2"], "all_tenants": ["0"]}, admin=True).all_tenants
+    assert parse({"all_tenants": [""]}).all_tenants
+    all_p2 = parse({"tenant_id": ["p2"]}, admin=True)
+    assert all_p2.exact == (("project_id", ("p2",)),) and all_p2.project_id is None
+    assert parse({"project_id": ["p2"]}, admin=True).exact == ()  # without all_tenants: the caller's project
+    with pytest.raises(HTTPBadRequest, match="Invalid input received"):
+        parse({"all_tenants": ["perhaps"]})
+    with pytest.raises(HTTPBadRequest, match=r"Invalid filter field: pci_devices\."):
+        parse({"pci_devices": ["x"]}, admin=True)
+
+
+def test_sort_parameters() -> None:
+    assert parse({}).sort == (("created_at", "desc"), ("uuid", "desc"))
+    assert parse({"sort_key": ["display_name", "host"], "sort_dir": ["asc"]}, admin=True).sort == (
+        ("display_name", "asc"), ("host", "asc"), ("created_at", "asc"), ("uuid", "asc"),
+    )  # fmt: skip
+    assert parse({"sort_key": ["instance_type_id"]}).sort[0] == ("instance_type", "desc")
+    assert parse({"sort_key": ["vcpus", "uuid"], "sort_dir": ["asc", "desc"]}, "2.74").sort == (
+        ("uuid", "desc"), ("created_at", "desc"),
+    )  # fmt: skip
+    with pytest.raises(HTTPForbidden, match="Only administrators can sort servers by node"):
+        parse({"sort_key": ["node"]})
+    with pytest.raises(HTTPBadRequest, match="Sort direction size exceeds sort key size"):
+        parse({"sort_dir": ["asc", "asc"]})
+
+
+def test_sorting_puts_null_first_when_ascending() -> None:
+    servers = [server("b", keyName="k2"), server("none"), server("a", keyName="k1")]
+    assert found({"sort_key": ["key_name"], "sort_dir": ["asc"]}, servers) == ["none", "a", "b"]
+    assert found({"sort_key": ["key_name"]}, servers) == ["b", "a", "none"]
+    older = server("older", created="2025-01-01T00:00:00Z")
+    assert found({}, [older, server("newer")]) == ["newer", "older"]
