@@ -125,6 +125,7 @@ async def main(args: argparse.Namespace) -> dict:
             say(f"force-down N={len(keys)}: done")
 
         read_headers = {"X-Auth-Token": token, **scenarios.NOVA_2_16}
+        latest_headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.96"}
         one = await stack.client.get(SERVERS, keys_by_host[big][0][1], namespace=TENANT)
         detail_url = f"{facade_url}/{TENANT}/servers/detail"
         show_url = f"{facade_url}/{TENANT}/servers/{one['metadata']['uid']}"
@@ -132,6 +133,14 @@ async def main(args: argparse.Namespace) -> dict:
         results["facade_reads"] = {
             "servers_detail_1000": await scenarios.read_load(detail_url, read_headers, args.read_seconds, args.read_clients),
             "server_show": await scenarios.read_load(show_url, read_headers, args.read_seconds, args.read_clients),
+            # The facade's maximum microversion, and a Nova search (filter, sort) over the same servers.
+            "servers_detail_1000_2_96": await scenarios.read_load(
+                detail_url, latest_headers, args.read_seconds, args.read_clients
+            ),
+            "servers_detail_search_2_96": await scenarios.read_load(
+                f"{detail_url}?status=ACTIVE&name=%5Ebig-00%5B0-4%5D&sort_key=display_name&sort_dir=asc",
+                latest_headers, args.read_seconds, args.read_clients,
+            ),  # fmt: skip
             "floor_list": await scenarios.read_load(
                 list_url, {"Authorization": f"Bearer {token}"}, args.read_seconds, args.read_clients
             ),
