@@ -245,7 +245,10 @@ def parse(
     user_id: str,
 ) -> ServerSearch:
     """servers.py _get_servers up to the compute API call. The query is already validated
-    against the version's schema (so unknown keys are gone from 2.75: refused)."""
+    against the version's schema: keys it does not know are dropped here, as Nova's validation
+    strips them before 2.75 (from 2.75 they were refused)."""
+    known = schemas.query_params(version)["properties"]
+    query = {key: values for key, values in query.items() if key in known or key.startswith("_")}
     options = {key: values[-1] for key, values in query.items()}
     if allow_all_filters:
         for key in PAGING_SORTING:
