@@ -36,6 +36,7 @@ test: $(STAMP) controlplane lint
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
 
 # Benchmarks (not part of `make test`): prints a table, writes bench/results/latest.json.
 bench: $(STAMP) controlplane

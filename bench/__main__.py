@@ -54,7 +54,9 @@ def table(results: dict) -> str:
     lag = results["heartbeat_expiry"]["lag"]
     lines.append(f"{'heartbeat expiry lag after the deadline':44} {lag['p50']:>8.3f}s {lag['p99']:>8.3f}s")
     steady = results["steady_state"]["operator"]
-    lines.append(f"operator steady state: {steady['cpu_percent_of_one_core']:.1f}% of a core, {steady['rss_mib']:.0f} MiB RSS")
+    lines.append(
+        f"operator steady state: {steady['cpu_percent_of_one_core']:.1f}% of a core, {steady['rss_mib']:.0f} MiB RSS"
+    )
     lines.append(f"facade steady state: {results['steady_state']['facade']['rss_mib']:.0f} MiB RSS")
     for name, read in results["facade_reads"].items():
         if name == "floor_list":
@@ -81,9 +83,11 @@ async def main(args: argparse.Namespace) -> dict:
         big, small, expiring = hosts[0], hosts[1], hosts[2 : 2 + args.expiring]
         others = hosts[2 : args.hosts_with_servers]
         operator_flags = [
-            f"--service-down-time={args.down_time}", f"--report-interval={args.report_interval}",
-            f"--fanout-concurrency={args.concurrency}", "--resync-period=600",
-        ]  # fmt: skip
+            f"--service-down-time={args.down_time}",
+            f"--report-interval={args.report_interval}",
+            f"--fanout-concurrency={args.concurrency}",
+            "--resync-period=600",
+        ]
         say(f"stack up; {len(hosts)} services, {args.servers} servers")
 
         stack.agent([h for h in hosts if h not in expiring], args.report_interval)
@@ -100,8 +104,10 @@ async def main(args: argparse.Namespace) -> dict:
         await watch.start()
         say(f"created {total} servers; waiting for the operator to set them")
         expiring_up = [asyncio.wait_for(watch.expect(keys_by_host[h], "UNKNOWN"), 600) for h in expiring]
-        await asyncio.gather(*(asyncio.wait_for(watch.expect(keys_by_host[h], "UP"), 600)
-                               for h in keys_by_host if h not in expiring), *expiring_up)  # fmt: skip
+        await asyncio.gather(
+            *(asyncio.wait_for(watch.expect(keys_by_host[h], "UP"), 600) for h in keys_by_host if h not in expiring),
+            *expiring_up,
+        )
 
         facade_flags = [f"--service-down-time={args.down_time}", f"--report-interval={args.report_interval}"]
         facade, facade_port, _, _ = await scenarios.facade_ready(stack, facade_flags)
@@ -131,7 +137,9 @@ async def main(args: argparse.Namespace) -> dict:
         show_url = f"{facade_url}/{TENANT}/servers/{one['metadata']['uid']}"
         list_url = f"{stack.cluster.server}{SERVERS.path(TENANT)}"
         results["facade_reads"] = {
-            "servers_detail_1000": await scenarios.read_load(detail_url, read_headers, args.read_seconds, args.read_clients),
+            "servers_detail_1000": await scenarios.read_load(
+                detail_url, read_headers, args.read_seconds, args.read_clients
+            ),
             "server_show": await scenarios.read_load(show_url, read_headers, args.read_seconds, args.read_clients),
             # The facade's maximum microversion, and a Nova search (filter, sort) over the same servers.
             "servers_detail_1000_2_96": await scenarios.read_load(
@@ -139,8 +147,10 @@ async def main(args: argparse.Namespace) -> dict:
             ),
             "servers_detail_search_2_96": await scenarios.read_load(
                 f"{detail_url}?status=ACTIVE&name=%5Ebig-00%5B0-4%5D&sort_key=display_name&sort_dir=asc",
-                latest_headers, args.read_seconds, args.read_clients,
-            ),  # fmt: skip
+                latest_headers,
+                args.read_seconds,
+                args.read_clients,
+            ),
             "floor_list": await scenarios.read_load(
                 list_url, {"Authorization": f"Bearer {token}"}, args.read_seconds, args.read_clients
             ),
@@ -152,9 +162,11 @@ async def main(args: argparse.Namespace) -> dict:
         await receiver.start()
         await stack.client.create(SECRETS, {"metadata": {"name": "hook-key"}, "stringData": {"key": "k" * 32}}, TENANT)
         subscription = {
-            "apiVersion": "hoststate.io/v1alpha1", "kind": "HostStatusSubscription", "metadata": {"name": "hook"},
+            "apiVersion": "hoststate.io/v1alpha1",
+            "kind": "HostStatusSubscription",
+            "metadata": {"name": "hook"},
             "spec": {"url": receiver.url, "signingKeySecretRef": {"name": "hook-key"}, "hostStatuses": ["DOWN", "UP"]},
-        }  # fmt: skip
+        }
         await stack.client.create(HOST_STATUS_SUBSCRIPTIONS, subscription, TENANT)
         await asyncio.sleep(2)  # the operator lists the subscription and reads its key
         big_ids = {(await stack.client.get(SERVERS, n, namespace=ns))["metadata"]["uid"] for ns, n in keys_by_host[big]}
@@ -200,11 +212,31 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--output", default="latest.json")
     parser.add_argument("--profile", action="store_true", help="py-spy the operator during the big fan-out")
     args = parser.parse_args()
-    scale = dict(services=1000, servers=10_000, hosts_with_servers=100, big=1000, small=100, reps_big=10,
-                 reps_small=20, expiring=10, expiry_rounds=2, steady_seconds=60.0)  # fmt: skip
+    scale = dict(
+        services=1000,
+        servers=10_000,
+        hosts_with_servers=100,
+        big=1000,
+        small=100,
+        reps_big=10,
+        reps_small=20,
+        expiring=10,
+        expiry_rounds=2,
+        steady_seconds=60.0,
+    )
     if args.quick:
-        scale = dict(services=50, servers=600, hosts_with_servers=20, big=300, small=50, reps_big=3,
-                     reps_small=3, expiring=3, expiry_rounds=1, steady_seconds=5.0)  # fmt: skip
+        scale = dict(
+            services=50,
+            servers=600,
+            hosts_with_servers=20,
+            big=300,
+            small=50,
+            reps_big=3,
+            reps_small=3,
+            expiring=3,
+            expiry_rounds=1,
+            steady_seconds=5.0,
+        )
     for key, value in scale.items():
         setattr(args, key, value)
     args.down_time, args.report_interval, args.concurrency = 30.0, 10.0, 64

@@ -62,9 +62,17 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
-    memory = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = next(
+        line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
     return {
         "cpus": os.cpu_count(),
         "cpu_model": cpu,
@@ -158,14 +166,20 @@ async def bounded(jobs: Iterable[Any], limit: int, label: str) -> None:
 
 async def create_services(client: KubeClient, hosts: list[str]) -> None:
     async def create(host: str) -> None:
-        body = {"apiVersion": API, "kind": "ComputeService", "metadata": {"name": service_name(host)},
-                "spec": {"host": host}}  # fmt: skip
+        body = {
+            "apiVersion": API,
+            "kind": "ComputeService",
+            "metadata": {"name": service_name(host)},
+            "spec": {"host": host},
+        }
         await client.create(COMPUTE_SERVICES, body)
 
     await bounded((create(h) for h in hosts), 32, "creating services")
 
 
-async def create_servers(client: KubeClient, namespace: str, host: str, count: int, prefix: str) -> list[tuple[str, str]]:
+async def create_servers(
+    client: KubeClient, namespace: str, host: str, count: int, prefix: str
+) -> list[tuple[str, str]]:
     names = [f"{prefix}-{i:05d}" for i in range(count)]
 
     async def create(name: str) -> None:

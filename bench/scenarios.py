@@ -45,7 +45,11 @@ async def patch_floor(client: KubeClient, watch: ServerWatch, keys: Keys, reps: 
     async def patch(key: tuple[str, str], target: str) -> None:
         async with semaphore:
             await client.patch(
-                SERVERS, key[1], server_status_patch(target, 1, datetime.now(UTC)), namespace=key[0], subresource="status"
+                SERVERS,
+                key[1],
+                server_status_patch(target, 1, datetime.now(UTC)),
+                namespace=key[0],
+                subresource="status",
             )
 
     for rep in range(reps):
@@ -59,9 +63,14 @@ async def patch_floor(client: KubeClient, watch: ServerWatch, keys: Keys, reps: 
 
 
 async def heartbeat_expiry(
-    stack: Stack, watch: ServerWatch, hosts: list[str], keys_by_host: dict[str, Keys], down_time: float,
-    interval: float, rounds: int,
-) -> dict:  # fmt: skip
+    stack: Stack,
+    watch: ServerWatch,
+    hosts: list[str],
+    keys_by_host: dict[str, Keys],
+    down_time: float,
+    interval: float,
+    rounds: int,
+) -> dict:
     """Stop the agents of `hosts`; lag from each service's deadline to its last server showing UNKNOWN."""
     lags: list[float] = []
     for round_ in range(rounds):
@@ -120,9 +129,16 @@ NOVA_2_16 = {"X-OpenStack-Nova-API-Version": "2.16"}
 
 
 async def facade_force_down(
-    session: aiohttp.ClientSession, facade: str, token: str, watch: ServerWatch, host: str, keys: Keys,
-    probe_server: str, tenant: str, reps: int,
-) -> dict:  # fmt: skip
+    session: aiohttp.ClientSession,
+    facade: str,
+    token: str,
+    watch: ServerWatch,
+    host: str,
+    keys: Keys,
+    probe_server: str,
+    tenant: str,
+    reps: int,
+) -> dict:
     """PUT /os-services/force-down: time to the last server's DOWN in the API server, and how soon
     after the facade's answer its own GET /servers/{id} shows the new host_status."""
     headers = {"X-Auth-Token": token, **NOVA_2_11}
@@ -154,7 +170,7 @@ WRK_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 def _seconds(text: str) -> float:
     number = text.rstrip("usm")
-    return float(number) * WRK_UNITS[text[len(number):]]
+    return float(number) * WRK_UNITS[text[len(number) :]]
 
 
 async def read_load(url: str, headers: dict[str, str], seconds: float, connections: int) -> dict:
@@ -178,8 +194,15 @@ async def facade_ready(stack: Stack, flags: list[str]) -> tuple[object, int, int
     """Start the facade; time until its cache has synced (/healthz answers 200)."""
     api_port, metrics_port = free_port(), free_port()
     started = time.monotonic()
-    process = stack.spawn("facade", "facade", "--host=127.0.0.1", f"--port={api_port}", f"--metrics-port={metrics_port}",
-                          f"--lease-namespace={stack.lease_namespace}", *flags)  # fmt: skip
+    process = stack.spawn(
+        "facade",
+        "facade",
+        "--host=127.0.0.1",
+        f"--port={api_port}",
+        f"--metrics-port={metrics_port}",
+        f"--lease-namespace={stack.lease_namespace}",
+        *flags,
+    )
     async with aiohttp.ClientSession() as session:
         while True:
             try:

@@ -150,7 +150,12 @@ def agents(cluster: DevCluster, lease_namespace: str) -> Iterator[callable]:
     started: list[HoststateProcess] = []
 
     def start(*hosts: str, binary: str = "nova-compute") -> HoststateProcess:
-        args = ["agent", f"--report-interval={REPORT_INTERVAL}", f"--lease-namespace={lease_namespace}", f"--binary={binary}"]
+        args = [
+            "agent",
+            f"--report-interval={REPORT_INTERVAL}",
+            f"--lease-namespace={lease_namespace}",
+            f"--binary={binary}",
+        ]
         for host in hosts:
             args.append(f"--host={host}")
         process = HoststateProcess(args, cluster.kubeconfig, "agent").start()

@@ -18,7 +18,9 @@ def test_committed_crds_match_the_models() -> None:
 
 
 def test_no_stray_crd_files() -> None:
-    assert sorted(p.name for p in CRD_DIR.glob("*.yaml") if p.name != "kustomization.yaml") == sorted(file_name(i) for i in ALL_CRDS)
+    assert sorted(p.name for p in CRD_DIR.glob("*.yaml") if p.name != "kustomization.yaml") == sorted(
+        file_name(i) for i in ALL_CRDS
+    )
 
 
 def test_schemas_are_structural_and_described() -> None:

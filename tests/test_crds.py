@@ -30,8 +30,15 @@ def test_samples_are_accepted_and_printed_like_nova(kubectl) -> None:
 
     servers = kubectl("get", "srv", "-A", capture=True).stdout
     assert servers.splitlines()[0].split()[:8] == [
-        "NAMESPACE", "NAME", "DISPLAY", "NAME", "STATUS", "HOST", "HOST", "STATUS",
-    ]  # fmt: skip
+        "NAMESPACE",
+        "NAME",
+        "DISPLAY",
+        "NAME",
+        "STATUS",
+        "HOST",
+        "HOST",
+        "STATUS",
+    ]
     rows = {line.split()[1]: line.split() for line in servers.splitlines()[1:]}
     assert rows["web-1"][0] == "tenant-a" and "compute1" in rows["web-1"]
     assert "building" in rows["pending-1"]

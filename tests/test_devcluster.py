@@ -46,7 +46,9 @@ def test_token_request_review_and_access_review(api_client: k8s.ApiClient, names
     def allowed(verb: str, resource: str, ns: str | None) -> bool:
         attributes = k8s.V1ResourceAttributes(group="hoststate.io", resource=resource, verb=verb, namespace=ns)
         sar = k8s.V1SubjectAccessReview(
-            spec=k8s.V1SubjectAccessReviewSpec(user=user, groups=review.status.user.groups, resource_attributes=attributes)
+            spec=k8s.V1SubjectAccessReviewSpec(
+                user=user, groups=review.status.user.groups, resource_attributes=attributes
+            )
         )
         return authz.create_subject_access_review(sar).status.allowed
 

@@ -20,14 +20,20 @@ def bound_token(core: k8s.CoreV1Api, namespace: str, secret: str) -> str:
     spec = k8s.V1TokenRequestSpec(
         audiences=[], bound_object_ref=k8s.V1BoundObjectReference(kind="Secret", api_version="v1", name=secret, uid=uid)
     )
-    return core.create_namespaced_service_account_token("reader", namespace, k8s.AuthenticationV1TokenRequest(spec=spec)).status.token
+    return core.create_namespaced_service_account_token(
+        "reader", namespace, k8s.AuthenticationV1TokenRequest(spec=spec)
+    ).status.token
 
 
 def wait_until_rejected(api_client: k8s.ApiClient, token: str) -> None:
     """The API server notices a bound object's deletion through its caches: wait for it."""
     reviews = k8s.AuthenticationV1Api(api_client)
     wait_for(
-        lambda: not reviews.create_token_review(k8s.V1TokenReview(spec=k8s.V1TokenReviewSpec(token=token))).status.authenticated,
+        lambda: (
+            not reviews.create_token_review(
+                k8s.V1TokenReview(spec=k8s.V1TokenReviewSpec(token=token))
+            ).status.authenticated
+        ),
         what="the token to be rejected",
     )
 
@@ -44,15 +50,21 @@ async def test_token_rotation_is_picked_up_after_a_401(
     core = k8s.CoreV1Api(api_client)
     core.create_namespaced_service_account(namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="reader")))
     rbac = k8s.RbacAuthorizationV1Api(api_client)
-    rbac.create_namespaced_role(namespace, k8s.V1Role(
-        metadata=k8s.V1ObjectMeta(name="list-servers"),
-        rules=[k8s.V1PolicyRule(api_groups=["hoststate.io"], resources=["servers"], verbs=["list"])],
-    ))  # fmt: skip
-    rbac.create_namespaced_role_binding(namespace, k8s.V1RoleBinding(
-        metadata=k8s.V1ObjectMeta(name="reader-lists"),
-        role_ref=k8s.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="list-servers"),
-        subjects=[k8s.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
-    ))  # fmt: skip
+    rbac.create_namespaced_role(
+        namespace,
+        k8s.V1Role(
+            metadata=k8s.V1ObjectMeta(name="list-servers"),
+            rules=[k8s.V1PolicyRule(api_groups=["hoststate.io"], resources=["servers"], verbs=["list"])],
+        ),
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        k8s.V1RoleBinding(
+            metadata=k8s.V1ObjectMeta(name="reader-lists"),
+            role_ref=k8s.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="list-servers"),
+            subjects=[k8s.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
+        ),
+    )
     kubeconfig = tmp_path / "kubeconfig"
     first = bound_token(core, namespace, "first")
     write_kubeconfig(kubeconfig, cluster, first)

@@ -167,4 +167,7 @@ def test_unknown_server_host_status_is_refused(custom: k8s.CustomObjectsApi, nam
         )
     )
     assert status == 422
-    assert 'status.hostStatus: Unsupported value: "up": supported values: "", "UP", "UNKNOWN", "DOWN", "MAINTENANCE"' in text
+    assert (
+        'status.hostStatus: Unsupported value: "up": supported values: "", "UP", "UNKNOWN", "DOWN", "MAINTENANCE"'
+        in text
+    )

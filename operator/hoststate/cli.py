@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     agent.add_argument("--host", dest="hosts", action="append", required=True, help="compute host (repeatable)")
     agent.add_argument("--binary", default="nova-compute")
     agent.add_argument("--report-interval", type=float, default=10.0, help="seconds between heartbeats")
-    agent.add_argument("--lease-namespace", default=os.environ.get("HOSTSTATE_LEASE_NAMESPACE", DEFAULT_LEASE_NAMESPACE))
+    agent.add_argument(
+        "--lease-namespace", default=os.environ.get("HOSTSTATE_LEASE_NAMESPACE", DEFAULT_LEASE_NAMESPACE)
+    )
     agent.add_argument("--lease-duration", type=int, default=60, help="leaseDurationSeconds written (informative)")
     facade = commands.add_parser("facade", help="serve Nova's compute API for host state (port 8774)")
     from .facade.cli import add_arguments as add_facade_arguments

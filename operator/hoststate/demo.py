@@ -111,7 +111,9 @@ async def fault_monitor(facade: str, token: str, host: str, timeline: Timeline) 
             await asyncio.sleep(0.1)
 
 
-async def run(kubeconfig: Path, admin_token: str, *, start_operator: bool = True, say: Callable[[str], None] = print) -> dict:
+async def run(
+    kubeconfig: Path, admin_token: str, *, start_operator: bool = True, say: Callable[[str], None] = print
+) -> dict:
     """The demo against the cluster of `kubeconfig`; returns its figures."""
     suffix = uuid.uuid4().hex[:6]
     # Five hosts: one failing is 20 %, under the storm guard's default share (30 %).
@@ -136,11 +138,23 @@ async def run(kubeconfig: Path, admin_token: str, *, start_operator: bool = True
                 if error.status != 409:
                     raise
         if start_operator:
-            spawn("operator", "operator", f"--service-down-time={DOWN_TIME}", f"--report-interval={REPORT_INTERVAL}",
-                  "--metrics-port=0").wait_for_output("hoststate operator started", timeout=120)  # fmt: skip
+            spawn(
+                "operator",
+                "operator",
+                f"--service-down-time={DOWN_TIME}",
+                f"--report-interval={REPORT_INTERVAL}",
+                "--metrics-port=0",
+            ).wait_for_output("hoststate operator started", timeout=120)
         facade_port = free_port()
-        spawn("facade", "facade", "--host=127.0.0.1", f"--port={facade_port}", "--metrics-port=0",
-              f"--service-down-time={DOWN_TIME}", f"--report-interval={REPORT_INTERVAL}")  # fmt: skip
+        spawn(
+            "facade",
+            "facade",
+            "--host=127.0.0.1",
+            f"--port={facade_port}",
+            "--metrics-port=0",
+            f"--service-down-time={DOWN_TIME}",
+            f"--report-interval={REPORT_INTERVAL}",
+        )
         facade = f"http://127.0.0.1:{facade_port}/v2.1"
 
         async def facade_serving() -> bool:
@@ -151,34 +165,61 @@ async def run(kubeconfig: Path, admin_token: str, *, start_operator: bool = True
                 return False
 
         await until(facade_serving, 60, "the facade (it opens its port once its cache is synced)")
-        agents = {host: spawn(f"agent-{host}", "agent", f"--host={host}", f"--report-interval={REPORT_INTERVAL}")
-                  for host in [failing, *healthy]}  # fmt: skip
+        agents = {
+            host: spawn(f"agent-{host}", "agent", f"--host={host}", f"--report-interval={REPORT_INTERVAL}")
+            for host in [failing, *healthy]
+        }
         for host in [failing, *healthy]:
             # A zone of their own: evacuation targets and the storm guard's share are per zone.
-            await client.create(COMPUTE_SERVICES, {"apiVersion": API, "kind": "ComputeService",
-                                                   "metadata": {"name": service_name(host)},
-                                                   "spec": {"host": host, "zone": f"demo-{suffix}"}})  # fmt: skip
+            await client.create(
+                COMPUTE_SERVICES,
+                {
+                    "apiVersion": API,
+                    "kind": "ComputeService",
+                    "metadata": {"name": service_name(host)},
+                    "spec": {"host": host, "zone": f"demo-{suffix}"},
+                },
+            )
 
         await webhook.start()
         await client.create(SECRETS, {"metadata": {"name": "hook-key"}, "data": {"key": _b64(key)}}, tenant)
-        await client.create(HOST_STATUS_SUBSCRIPTIONS, {
-            "apiVersion": API, "kind": "HostStatusSubscription", "metadata": {"name": "ops"},
-            "spec": {"url": webhook.url, "signingKeySecretRef": {"name": "hook-key"}, "hostStatuses": ["DOWN", "UNKNOWN"]},
-        }, tenant)  # fmt: skip
+        await client.create(
+            HOST_STATUS_SUBSCRIPTIONS,
+            {
+                "apiVersion": API,
+                "kind": "HostStatusSubscription",
+                "metadata": {"name": "ops"},
+                "spec": {
+                    "url": webhook.url,
+                    "signingKeySecretRef": {"name": "hook-key"},
+                    "hostStatuses": ["DOWN", "UNKNOWN"],
+                },
+            },
+            tenant,
+        )
         servers = {"vnf-active": True, "vnf-standby": True, "batch-job": False}
         for name, ha in servers.items():
             labels = {HA_LABEL: "true"} if ha else {}
-            await client.create(SERVERS, {"apiVersion": API, "kind": "Server",
-                                          "metadata": {"name": name, "labels": labels},
-                                          "spec": {"host": failing, "displayName": name}}, tenant)  # fmt: skip
+            await client.create(
+                SERVERS,
+                {
+                    "apiVersion": API,
+                    "kind": "Server",
+                    "metadata": {"name": name, "labels": labels},
+                    "spec": {"host": failing, "displayName": name},
+                },
+                tenant,
+            )
 
         async def all_up() -> bool:
             items = (await client.list(SERVERS, tenant))["items"]
             return len(items) == len(servers) and all((i.get("status") or {}).get("hostStatus") == "UP" for i in items)
 
         await until(all_up, 60, "the servers to be UP")
-        say(f"{len(servers)} servers of tenant {tenant} run on {failing} (2 labelled {HA_LABEL}=true); "
-            f"webhook subscribed; heartbeats every {REPORT_INTERVAL:g}s, service down time {DOWN_TIME:g}s")  # fmt: skip
+        say(
+            f"{len(servers)} servers of tenant {tenant} run on {failing} (2 labelled {HA_LABEL}=true); "
+            f"webhook subscribed; heartbeats every {REPORT_INTERVAL:g}s, service down time {DOWN_TIME:g}s"
+        )
 
         timeline = Timeline()
         agents[failing].kill()
@@ -198,8 +239,10 @@ async def run(kubeconfig: Path, admin_token: str, *, start_operator: bool = True
             return moved if done else None
 
         moved = await until(evacuated, 60, "the HA servers to be evacuated")
-        timeline.mark("operator: HA servers evacuated and UP on " + ", ".join(
-            f"{m['metadata']['name']} -> {m['spec']['host']}" for m in moved))  # fmt: skip
+        timeline.mark(
+            "operator: HA servers evacuated and UP on "
+            + ", ".join(f"{m['metadata']['name']} -> {m['spec']['host']}" for m in moved)
+        )
         left = (await client.get(SERVERS, "batch-job", tenant))["spec"]["host"]
         say("\nTimeline:\n" + timeline.render())
         figures = {
@@ -210,9 +253,11 @@ async def run(kubeconfig: Path, admin_token: str, *, start_operator: bool = True
             "evacuated": {m["metadata"]["name"]: m["spec"]["host"] for m in moved},
             "not_ha_left_on": left,
         }
-        say(f"\ndetection to tenant notification: {figures['detection_to_last_notification_s'] * 1000:.0f} ms "
+        say(
+            f"\ndetection to tenant notification: {figures['detection_to_last_notification_s'] * 1000:.0f} ms "
             f"(first event {figures['detection_to_first_notification_s'] * 1000:.0f} ms); "
-            f"the non-HA server stays on {left}, DOWN")  # fmt: skip
+            f"the non-HA server stays on {left}, DOWN"
+        )
         return figures
     finally:
         await webhook.stop()

@@ -111,9 +111,15 @@ class IndexCollector(Collector):
         services = self.reconciler.services
         now = datetime.now(UTC)
         down_time = self.reconciler.config.down_time
-        up = GaugeMetricFamily("hoststate_service_up", "1 when the service is up (Nova's state).", labels=SERVICE_LABELS)
-        forced = GaugeMetricFamily("hoststate_service_forced_down", "1 when the service is forced down.", labels=SERVICE_LABELS)
-        disabled = GaugeMetricFamily("hoststate_service_disabled", "1 when the service is disabled.", labels=SERVICE_LABELS)
+        up = GaugeMetricFamily(
+            "hoststate_service_up", "1 when the service is up (Nova's state).", labels=SERVICE_LABELS
+        )
+        forced = GaugeMetricFamily(
+            "hoststate_service_forced_down", "1 when the service is forced down.", labels=SERVICE_LABELS
+        )
+        disabled = GaugeMetricFamily(
+            "hoststate_service_disabled", "1 when the service is disabled.", labels=SERVICE_LABELS
+        )
         heartbeat = GaugeMetricFamily(
             "hoststate_service_last_heartbeat_timestamp_seconds",
             "Unix time of the service's last heartbeat (its creation time if it never reported).",

@@ -31,9 +31,21 @@ _GROUPING = {"by", "without", "on", "ignoring", "group_left", "group_right"}
 _KEYWORDS = _GROUPING | {"and", "or", "unless", "bool", "offset", "inf", "nan", "start", "end", "atan2"}
 # May be followed by `by (...)` / `without (...)` before their parenthesis.
 _AGGREGATIONS = {
-    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-    "bottomk", "topk", "quantile", "limitk", "limit_ratio",
-}  # fmt: skip
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+    "limitk",
+    "limit_ratio",
+}
 
 
 def _tokens(expr: str) -> list[tuple[str, str]]:
@@ -41,7 +53,7 @@ def _tokens(expr: str) -> list[tuple[str, str]]:
     while position < len(expr):
         match = _TOKEN.match(expr, position)
         if match is None:
-            raise ValueError(f"cannot read {expr[position:position + 20]!r} in {expr!r}")
+            raise ValueError(f"cannot read {expr[position : position + 20]!r} in {expr!r}")
         position = match.end()
         if match.lastgroup not in ("space", "comment"):
             tokens.append((match.lastgroup, match.group()))

@@ -35,14 +35,29 @@ def monitoring_crds(kubectl: Kubectl) -> None:
 
 def test_base_renders_every_part(rendered: list[dict[str, Any]]) -> None:
     kinds = sorted({o["kind"] for o in rendered})
-    assert kinds == sorted([
-        "Namespace", "CustomResourceDefinition", "ServiceAccount", "Secret", "ConfigMap", "ClusterRole",
-        "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service", "ServiceMonitor",
-        "PrometheusRule", "DaemonSet",
-    ])  # fmt: skip
+    assert kinds == sorted(
+        [
+            "Namespace",
+            "CustomResourceDefinition",
+            "ServiceAccount",
+            "Secret",
+            "ConfigMap",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Deployment",
+            "Service",
+            "ServiceMonitor",
+            "PrometheusRule",
+            "DaemonSet",
+        ]
+    )
     assert {o["metadata"]["name"] for o in rendered if o["kind"] == "ServiceAccount"} == {
-        "hoststate-operator", "hoststate-facade", "hoststate-agent",
-    }  # fmt: skip
+        "hoststate-operator",
+        "hoststate-facade",
+        "hoststate-agent",
+    }
     for obj in rendered:
         if obj["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
             assert obj["metadata"]["namespace"] == INSTALL_NAMESPACE, obj["metadata"]["name"]
@@ -53,7 +68,9 @@ def test_every_object_passes_a_server_side_dry_run(
 ) -> None:
     path = tmp_path / "rendered.yaml"
     path.write_text(rendered_text)
-    result = kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts", "-f", str(path), check=False, capture=True)
+    result = kubectl(
+        "apply", "--server-side", "--dry-run=server", "--force-conflicts", "-f", str(path), check=False, capture=True
+    )
     assert result.returncode == 0, result.stderr
     applied = [line for line in result.stdout.splitlines() if line.endswith("(server dry run)")]
     assert len(applied) == len([doc for doc in yaml.safe_load_all(rendered_text) if doc]), result.stdout
@@ -72,7 +89,12 @@ def test_pods_meet_the_restricted_pod_security_standard(
     ns = find(rendered, "Namespace")
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     for kind, template in pod_templates(rendered):
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "psa-"}, "spec": copy.deepcopy(template["spec"])}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"generateName": "psa-"},
+            "spec": copy.deepcopy(template["spec"]),
+        }
         try:
             core.create_namespaced_pod(namespace, pod, dry_run="All")
         except k8s.ApiException as error:

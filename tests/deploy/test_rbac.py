@@ -75,7 +75,9 @@ class Identities:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "test", "cluster": {"server": self.cluster.server, "certificate-authority-data": ca}}],
+            "clusters": [
+                {"name": "test", "cluster": {"server": self.cluster.server, "certificate-authority-data": ca}}
+            ],
             "users": [{"name": service_account, "user": {"token": self.token(service_account)}}],
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": service_account}}],
             "current-context": "test",
@@ -93,7 +95,9 @@ class Identities:
 
 
 @pytest.fixture(scope="module")
-def manifests_rbac(rendered: list[dict[str, Any]], kubectl: Kubectl, install_namespace: str, tmp_path_factory) -> list[dict]:
+def manifests_rbac(
+    rendered: list[dict[str, Any]], kubectl: Kubectl, install_namespace: str, tmp_path_factory
+) -> list[dict]:
     """The base's ServiceAccounts, roles and bindings, applied for real."""
     objects = [o for o in rendered if o["kind"] in RBAC_KINDS]
     path = tmp_path_factory.mktemp("rbac") / "rbac.yaml"
@@ -103,7 +107,9 @@ def manifests_rbac(rendered: list[dict[str, Any]], kubectl: Kubectl, install_nam
 
 
 @pytest.fixture(scope="module")
-def identities(cluster: DevCluster, api_client: k8s.ApiClient, manifests_rbac: list[dict], tmp_path_factory) -> Iterator[Identities]:
+def identities(
+    cluster: DevCluster, api_client: k8s.ApiClient, manifests_rbac: list[dict], tmp_path_factory
+) -> Iterator[Identities]:
     made = Identities(cluster, api_client, tmp_path_factory.mktemp("kubeconfigs"))
     yield made
     made.close()
@@ -241,7 +247,9 @@ def serving(facade: HoststateProcess, url: str) -> None:
 
 def host_statuses(custom: k8s.CustomObjectsApi, namespace: str, names: list[str]) -> set[str]:
     return {
-        (custom.get_namespaced_custom_object(G, V, namespace, "servers", name).get("status") or {}).get("hostStatus", "")
+        (custom.get_namespaced_custom_object(G, V, namespace, "servers", name).get("status") or {}).get(
+            "hostStatus", ""
+        )
         for name in names
     }
 
@@ -265,7 +273,9 @@ def fleet_admin_role(api_client: k8s.ApiClient) -> str:
         k8s.V1ClusterRole(
             metadata=k8s.V1ObjectMeta(name=FLEET_ADMIN_ROLE),
             rules=[
-                k8s.V1PolicyRule(api_groups=[G], resources=["computeservices"], verbs=["get", "list", "watch", "patch"]),
+                k8s.V1PolicyRule(
+                    api_groups=[G], resources=["computeservices"], verbs=["get", "list", "watch", "patch"]
+                ),
                 k8s.V1PolicyRule(api_groups=[G], resources=["servers"], verbs=["get", "list", "watch"]),
             ],
         )
@@ -289,9 +299,7 @@ def fleet_admin(api_client: k8s.ApiClient, identities: Identities, namespace: st
 
 
 def forbidden_lines(*processes: HoststateProcess) -> list[str]:
-    return [
-        f"{p.name}: {line}" for p in processes for line in p.output().splitlines() if "forbidden" in line.lower()
-    ]
+    return [f"{p.name}: {line}" for p in processes for line in p.output().splitlines() if "forbidden" in line.lower()]
 
 
 # -- sufficient --------------------------------------------------------------------------------
@@ -312,7 +320,9 @@ def test_force_down_flow_works_with_the_manifests_rbac(
 
     service = custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host))
     names = ["vm-1", "vm-2"]
-    created = [custom.create_namespaced_custom_object(G, V, namespace, "servers", server(n, host=unique_host)) for n in names]
+    created = [
+        custom.create_namespaced_custom_object(G, V, namespace, "servers", server(n, host=unique_host)) for n in names
+    ]
     wait_for(lambda: host_statuses(custom, namespace, names) == {"UP"}, what="servers UP (agent's heartbeat seen)")
 
     # A fleet admin forces the host down through the Nova facade: TokenReview,
@@ -326,15 +336,19 @@ def test_force_down_flow_works_with_the_manifests_rbac(
     # The facade's watch cache (its list/watch rights) shows it to the admin (host_status, 2.16).
     uid = created[0]["metadata"]["uid"]
     wait_for(
-        lambda: (nova(facade_url, "GET", f"/v2.1/servers/{uid}", admin_token, "2.16")[1] or {})
-        .get("server", {})
-        .get("host_status")
-        == "DOWN",
+        lambda: (
+            (nova(facade_url, "GET", f"/v2.1/servers/{uid}", admin_token, "2.16")[1] or {})
+            .get("server", {})
+            .get("host_status")
+            == "DOWN"
+        ),
         what="host_status DOWN through the facade",
     )
 
     # Unset it with kubectl's way (a plain patch): back UP, the agent still beating.
-    custom.patch_cluster_custom_object(G, V, "computeservices", service["metadata"]["name"], {"spec": {"forcedDown": False}})
+    custom.patch_cluster_custom_object(
+        G, V, "computeservices", service["metadata"]["name"], {"spec": {"forcedDown": False}}
+    )
     wait_for(lambda: host_statuses(custom, namespace, names) == {"UP"}, what="servers UP after unsetting forcedDown")
 
     # It was this operator's work (its own counters), without a single refused request.
@@ -387,14 +401,20 @@ def check_probes_and_scrapes(stack: Stack) -> None:
 def test_each_identity_is_refused_what_it_must_not_do(
     identities: Identities, custom: k8s.CustomObjectsApi, unique_host: str, namespace: str
 ) -> None:
-    name = custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host))["metadata"]["name"]
+    name = custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host))["metadata"][
+        "name"
+    ]
     custom.create_namespaced_custom_object(G, V, namespace, "servers", server("vm", host=unique_host))
     down = {"spec": {"forcedDown": True}}
     agent, operator, facade = (identities(n) for n in ("hoststate-agent", "hoststate-operator", "hoststate-facade"))
 
     # The agent: only Leases. It cannot force a host down (nor up), nor fake a status.
     assert forbidden(lambda: agent.custom.patch_cluster_custom_object(G, V, "computeservices", name, down))
-    assert forbidden(lambda: agent.custom.patch_cluster_custom_object_status(G, V, "computeservices", name, {"status": {"state": "up"}}))
+    assert forbidden(
+        lambda: agent.custom.patch_cluster_custom_object_status(
+            G, V, "computeservices", name, {"status": {"state": "up"}}
+        )
+    )
     assert forbidden(lambda: agent.custom.list_cluster_custom_object(G, V, "computeservices"))
     assert forbidden(lambda: k8s.CoordinationV1Api(agent.api).list_namespaced_lease("default"))
     # The operator writes statuses only: never a spec, never a delete, never a Secret.
@@ -445,10 +465,11 @@ class Ablation:
 
     def roles_of(self, service_account: str) -> list[dict[str, Any]]:
         bindings = [
-            o for o in self.rendered
+            o
+            for o in self.rendered
             if o["kind"] in ("RoleBinding", "ClusterRoleBinding")
             and any(s["name"] == service_account for s in o["subjects"])
-        ]  # fmt: skip
+        ]
         return [find(self.rendered, b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings]
 
     def all_permissions(self, service_account: str) -> list[tuple[str, str, str]]:
@@ -462,7 +483,10 @@ class Ablation:
         for role in self.roles_of(service_account):
             reduced = without(role, permission)
             role_name = f"{name}-{role['metadata']['name']}"
-            reduced["metadata"] = {"name": role_name, **({"namespace": INSTALL_NAMESPACE} if role["kind"] == "Role" else {})}
+            reduced["metadata"] = {
+                "name": role_name,
+                **({"namespace": INSTALL_NAMESPACE} if role["kind"] == "Role" else {}),
+            }
             binding = {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "RoleBinding" if role["kind"] == "Role" else "ClusterRoleBinding",
@@ -490,28 +514,41 @@ def refusal(permission: tuple[str, str, str]) -> str:
 
 def test_the_manifests_grant_what_the_code_uses(ablation: Ablation) -> None:
     """The permission lists the ablation tests below take apart, spelled out for review."""
-    assert sorted(ablation.all_permissions("hoststate-operator")) == sorted([
-        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
-        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
-        (G, "computeservices", "list"), (G, "computeservices", "watch"),
-        (G, "servers", "list"), (G, "servers", "watch"),
-        (G, "hoststatussubscriptions", "list"), (G, "hoststatussubscriptions", "watch"),
-        (G, "computeservices/status", "patch"), (G, "servers/status", "patch"),
-        (G, "hoststatussubscriptions/status", "patch"),
-        (G, "servers", "patch"),
-        ("", "events", "create"),
-        ("coordination.k8s.io", "leases", "list"), ("coordination.k8s.io", "leases", "watch"),
-    ])  # fmt: skip
+    assert sorted(ablation.all_permissions("hoststate-operator")) == sorted(
+        [
+            ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+            ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+            (G, "computeservices", "list"),
+            (G, "computeservices", "watch"),
+            (G, "servers", "list"),
+            (G, "servers", "watch"),
+            (G, "hoststatussubscriptions", "list"),
+            (G, "hoststatussubscriptions", "watch"),
+            (G, "computeservices/status", "patch"),
+            (G, "servers/status", "patch"),
+            (G, "hoststatussubscriptions/status", "patch"),
+            (G, "servers", "patch"),
+            ("", "events", "create"),
+            ("coordination.k8s.io", "leases", "list"),
+            ("coordination.k8s.io", "leases", "watch"),
+        ]
+    )
     assert sorted(ablation.all_permissions("hoststate-agent")) == [
-        ("coordination.k8s.io", "leases", "create"), ("coordination.k8s.io", "leases", "patch"),
-    ]  # fmt: skip
-    assert sorted(ablation.all_permissions("hoststate-facade")) == sorted([
-        (G, "computeservices", "list"), (G, "computeservices", "watch"),
-        (G, "servers", "list"), (G, "servers", "watch"),
-        ("coordination.k8s.io", "leases", "list"), ("coordination.k8s.io", "leases", "watch"),
-        ("authentication.k8s.io", "tokenreviews", "create"),
-        ("authorization.k8s.io", "subjectaccessreviews", "create"),
-    ])  # fmt: skip
+        ("coordination.k8s.io", "leases", "create"),
+        ("coordination.k8s.io", "leases", "patch"),
+    ]
+    assert sorted(ablation.all_permissions("hoststate-facade")) == sorted(
+        [
+            (G, "computeservices", "list"),
+            (G, "computeservices", "watch"),
+            (G, "servers", "list"),
+            (G, "servers", "watch"),
+            ("coordination.k8s.io", "leases", "list"),
+            ("coordination.k8s.io", "leases", "watch"),
+            ("authentication.k8s.io", "tokenreviews", "create"),
+            ("authorization.k8s.io", "subjectaccessreviews", "create"),
+        ]
+    )
 
 
 # The operator reads these when it starts; it needs the others to act on a change.
@@ -561,15 +598,21 @@ def test_operator_needs_each_write(
     custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host, forcedDown=True))
     custom.create_namespaced_custom_object(G, V, namespace, "servers", server("vm", host=unique_host))
     subscription = {
-        "apiVersion": f"{G}/{V}", "kind": "HostStatusSubscription", "metadata": {"name": "hook"},
+        "apiVersion": f"{G}/{V}",
+        "kind": "HostStatusSubscription",
+        "metadata": {"name": "hook"},
         "spec": {"url": "http://127.0.0.1:9/hook", "signingKeySecretRef": {"name": "hook-key"}},
-    }  # fmt: skip
+    }
     custom.create_namespaced_custom_object(G, V, namespace, "hoststatussubscriptions", subscription)
     process, _ = stack.operator(ablation.identity_without("hoststate-operator", permission))
     process.wait_for_output(refusal(permission), timeout=60)
 
 
-@pytest.mark.parametrize("permission", [("coordination.k8s.io", "leases", "create"), ("coordination.k8s.io", "leases", "patch")], ids=lambda p: p[2])
+@pytest.mark.parametrize(
+    "permission",
+    [("coordination.k8s.io", "leases", "create"), ("coordination.k8s.io", "leases", "patch")],
+    ids=lambda p: p[2],
+)
 def test_agent_needs_each_permission(ablation: Ablation, stack: Stack, unique_host: str, permission) -> None:
     # A host that never beat: its Lease must be created (after the first patch finds none).
     agent = stack.agent(ablation.identity_without("hoststate-agent", permission), unique_host)

@@ -37,7 +37,9 @@ def _cluster_role(api_client: k8s.ApiClient, name: str, server_verbs: list[str])
         k8s.V1ClusterRole(
             metadata=k8s.V1ObjectMeta(name=name),
             rules=[
-                k8s.V1PolicyRule(api_groups=[API_GROUP], resources=["computeservices"], verbs=["get", "list", "watch", "patch"]),
+                k8s.V1PolicyRule(
+                    api_groups=[API_GROUP], resources=["computeservices"], verbs=["get", "list", "watch", "patch"]
+                ),
                 k8s.V1PolicyRule(api_groups=[API_GROUP], resources=["servers"], verbs=server_verbs),
             ],
         )
@@ -135,7 +137,9 @@ class Fleet:
         )
 
     def events(self, namespace: str, name: str, reason: str) -> list:
-        events = k8s.CoreV1Api(self.api_client).list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+        events = k8s.CoreV1Api(self.api_client).list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name}"
+        )
         return [e for e in events.items if e.reason == reason]
 
     def wait_event(self, namespace: str, name: str, reason: str, timeout: float = 30) -> list:
@@ -147,7 +151,15 @@ def fleet(custom: k8s.CustomObjectsApi, api_client: k8s.ApiClient, namespace: st
     return Fleet(custom, api_client, namespace)
 
 
-def action(facade: RunningFacade, server_id: str, body: Any, *, token: str, version: str | None = "2.29", project: str | None = None):  # noqa: F811
+def action(
+    facade: RunningFacade,  # noqa: F811
+    server_id: str,
+    body: Any,
+    *,
+    token: str,
+    version: str | None = "2.29",
+    project: str | None = None,
+):
     prefix = f"/v2.1/{project}" if project else "/v2.1"
     return http(f"{facade.url}{prefix}/servers/{server_id}/action", "POST", token=token, version=version, body=body)
 

@@ -54,14 +54,20 @@ def test_ha_servers_only_are_evacuated_spread_over_healthy_hosts(
     placed = Counter(record["targetHost"] for record in records.values())
     assert set(placed) <= set(targets) and sorted(placed.values()) == [1, 1, 2]
     for name, record in records.items():
-        assert (record["sourceHost"], record["trigger"], record["requestedBy"]) == (source, "automatic", "hoststate-operator")
+        assert (record["sourceHost"], record["trigger"], record["requestedBy"]) == (
+            source,
+            "automatic",
+            "hoststate-operator",
+        )
         assert fleet.server(name)["spec"]["host"] == record["targetHost"]
         fleet.wait_host_status(name, "UP")
     # Not opted in, or not evacuable (Nova evacuates active, stopped and error servers only): they stay.
     fleet.wait_event(namespace, "paused", "EvacuationSkipped")
     for name in ("plain", "paused"):
         server = fleet.server(name)
-        assert server["spec"]["host"] == source and EVACUATION_ANNOTATION not in (server["metadata"].get("annotations") or {})
+        assert server["spec"]["host"] == source and EVACUATION_ANNOTATION not in (
+            server["metadata"].get("annotations") or {}
+        )
         assert server["status"]["hostStatus"] == "DOWN"
 
 
@@ -118,7 +124,14 @@ def test_concurrency_cap(capped_operator: HoststateProcess, fleet: Fleet, agents
     assert all((latest[n]["status"].get("evacuation") or {}).get("state") == "done" for n in names)
 
 
-def test_storm_guard(operator_handle: Operator, operator: HoststateProcess, fleet: Fleet, agents, api_client: k8s.ApiClient, namespace: str) -> None:
+def test_storm_guard(
+    operator_handle: Operator,
+    operator: HoststateProcess,
+    fleet: Fleet,
+    agents,
+    api_client: k8s.ApiClient,
+    namespace: str,
+) -> None:
     source, *_ = start_hosts(fleet, agents, "src", "t1", "t2")
     fleet.create_server("ha", source, ha=True)
     fleet.wait_host_status("ha", "UP")
@@ -128,13 +141,17 @@ def test_storm_guard(operator_handle: Operator, operator: HoststateProcess, flee
     event = fleet.wait_event("default", fleet.service_name(source), "EvacuationStormGuard")[0]
     assert event.type == "Warning" and "33%" in event.message and fleet.zone in event.message
     assert fleet.request("ha") is None and fleet.server("ha")["spec"]["host"] == source  # decided: not evacuated
-    wait_for(lambda: gauge(operator_handle.metrics_url, "hoststate_evacuation_storm_guard_active", fleet.zone) == 1.0,
-             what="storm gauge 1")  # fmt: skip
+    wait_for(
+        lambda: gauge(operator_handle.metrics_url, "hoststate_evacuation_storm_guard_active", fleet.zone) == 1.0,
+        what="storm gauge 1",
+    )
 
     start_hosts(fleet, agents, "t3", "t4")  # 1 of 5: 0.2, the guard lifts
     assert fleet.wait_evacuation("ha", "done")["sourceHost"] == source
-    wait_for(lambda: gauge(operator_handle.metrics_url, "hoststate_evacuation_storm_guard_active", fleet.zone) == 0.0,
-             what="storm gauge 0")  # fmt: skip
+    wait_for(
+        lambda: gauge(operator_handle.metrics_url, "hoststate_evacuation_storm_guard_active", fleet.zone) == 0.0,
+        what="storm gauge 0",
+    )
 
 
 def test_force_up_guard(
@@ -158,8 +175,13 @@ def test_force_up_guard(
     message = refused.body["badRequest"]["message"]
     assert message.startswith(f"Unable to force up host {source} as evacuations from the host are not yet confirmed")
     assert f"{namespace}/vm" in message
-    legacy = http(f"{facade.url}/v2.1/os-services/force-down", "PUT", token=tokens.admin, version="2.11",
-                  body={"host": source, "binary": "nova-compute", "forced_down": False})  # fmt: skip
+    legacy = http(
+        f"{facade.url}/v2.1/os-services/force-down",
+        "PUT",
+        token=tokens.admin,
+        version="2.11",
+        body={"host": source, "binary": "nova-compute", "forced_down": False},
+    )
     assert legacy.status == 400 and legacy.body["badRequest"]["message"] == message
     assert fleet.service(source)["spec"]["forcedDown"] is True
 

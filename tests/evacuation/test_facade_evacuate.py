@@ -48,7 +48,9 @@ def test_evacuate_to_a_given_host(
     assert (request["sourceHost"], request["targetHost"], request["trigger"]) == (source, dest, "api")
     assert request["requestedBy"] == f"system:serviceaccount:{namespace}:evac-ops"
     # Written with the caller's own token: managedFields name them.
-    assert any(f["manager"] == f"system:serviceaccount:{namespace}:evac-ops" for f in moved["metadata"]["managedFields"])
+    assert any(
+        f["manager"] == f"system:serviceaccount:{namespace}:evac-ops" for f in moved["metadata"]["managedFields"]
+    )
     record = fleet.wait_evacuation("vm", "done")
     assert (record["sourceHost"], record["targetHost"], record["id"]) == (source, dest, request["id"])
     assert record["completedTime"] and record["requestedTime"]
@@ -89,7 +91,9 @@ def test_legacy_microversion_returns_admin_pass(
     missing = action(facade, uid, {"evacuate": {"host": dest}}, token=tokens.admin, version="2.13")
     assert missing.status == 400 and "onSharedStorage" in missing.body["badRequest"]["message"]
 
-    answer = action(facade, uid, {"evacuate": {"host": dest, "onSharedStorage": "false"}}, token=tokens.admin, version="2.1")
+    answer = action(
+        facade, uid, {"evacuate": {"host": dest, "onSharedStorage": "false"}}, token=tokens.admin, version="2.1"
+    )
     assert answer.status == 200
     assert isinstance(answer.body["adminPass"], str) and len(answer.body["adminPass"]) == 12
 
@@ -148,7 +152,11 @@ def test_at_295_the_server_is_stopped_on_the_target(
     assert fleet.request("vm")["targetState"] == "stopped"
     fleet.wait_evacuation("vm", "done")
     shown = http(f"{facade.url}/v2.1/servers/{uid}", token=tokens.admin, version="2.95").body["server"]
-    assert (shown["status"], shown["OS-EXT-STS:vm_state"], shown["OS-EXT-SRV-ATTR:host"]) == ("SHUTOFF", "stopped", dest)
+    assert (shown["status"], shown["OS-EXT-STS:vm_state"], shown["OS-EXT-SRV-ATTR:host"]) == (
+        "SHUTOFF",
+        "stopped",
+        dest,
+    )
 
 
 # -- Nova's error paths -----------------------------------------------------------------------
@@ -158,7 +166,10 @@ def test_source_service_still_up(facade: RunningFacade, fleet: Fleet, tokens: To
     server = fleet.create_server("vm", source)
     facade.sync(server)
     answer = action(facade, server["metadata"]["uid"], {"evacuate": {"host": dest}}, token=tokens.admin)
-    assert (answer.status, answer.body) == (400, {"badRequest": {"code": 400, "message": f"Compute service of {source} is still in use."}})
+    assert (answer.status, answer.body) == (
+        400,
+        {"badRequest": {"code": 400, "message": f"Compute service of {source} is still in use."}},
+    )
     assert fleet.server("vm")["spec"]["host"] == source
 
 
@@ -176,7 +187,10 @@ def test_target_is_the_source(facade: RunningFacade, tokens: Tokens, down_source
 
 @pytest.mark.parametrize(
     ("spec", "attr", "state"),
-    [({"vmState": "paused"}, "vm_state", "paused"), ({"vmState": "active", "taskState": "rebuilding"}, "task_state", "rebuilding")],
+    [
+        ({"vmState": "paused"}, "vm_state", "paused"),
+        ({"vmState": "active", "taskState": "rebuilding"}, "task_state", "rebuilding"),
+    ],
 )
 def test_invalid_server_state(facade: RunningFacade, fleet: Fleet, tokens: Tokens, agents, spec, attr, state) -> None:
     source = fleet.host("src")
@@ -187,7 +201,10 @@ def test_invalid_server_state(facade: RunningFacade, fleet: Fleet, tokens: Token
     uid = server["metadata"]["uid"]
     answer = action(facade, uid, {"evacuate": {"host": dest}}, token=tokens.admin)
     assert answer.status == 409
-    assert answer.body["conflictingRequest"]["message"] == f"Cannot 'evacuate' instance {uid} while it is in {attr} {state}"
+    assert (
+        answer.body["conflictingRequest"]["message"]
+        == f"Cannot 'evacuate' instance {uid} while it is in {attr} {state}"
+    )
 
 
 def test_policy_admin_only(facade: RunningFacade, tokens: Tokens, down_source, namespace: str) -> None:
@@ -195,8 +212,9 @@ def test_policy_admin_only(facade: RunningFacade, tokens: Tokens, down_source, n
     uid = server["metadata"]["uid"]
     owner = action(facade, uid, {"evacuate": {}}, token=tokens.owner, project=namespace)
     assert (owner.status, owner.body["forbidden"]["message"]) == (
-        403, "Policy doesn't allow os_compute_api:os-evacuate to be performed."
-    )  # fmt: skip
+        403,
+        "Policy doesn't allow os_compute_api:os-evacuate to be performed.",
+    )
     stranger = action(facade, uid, {"evacuate": {}}, token=tokens.other)
     assert (stranger.status, stranger.body["itemNotFound"]["message"]) == (404, f"Instance {uid} could not be found.")
 
@@ -219,4 +237,6 @@ def test_action_dispatch(facade: RunningFacade, tokens: Tokens, down_source) -> 
     two = http(url, "POST", token=tokens.admin, body={"evacuate": {}, "os-stop": None})
     assert (two.status, two.body["badRequest"]["message"]) == (400, "Malformed request body")
     invalid = http(url, "POST", token=tokens.admin, version="2.29", body={"evacuate": {"host": "a b"}})
-    assert invalid.status == 400 and invalid.body["badRequest"]["message"].startswith("Invalid input for field/attribute host.")
+    assert invalid.status == 400 and invalid.body["badRequest"]["message"].startswith(
+        "Invalid input for field/attribute host."
+    )

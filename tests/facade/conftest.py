@@ -57,7 +57,9 @@ class RunningFacade:
         state = self.app[STATE]
         kind = obj["kind"]
         informer = {"ComputeService": state.services, "Server": state.servers, "Lease": state.leases}[kind]
-        assert self.call(informer.wait_for(obj, deleted=deleted, timeout=30)), f"facade never saw {kind} {obj['metadata']['name']}"
+        assert self.call(informer.wait_for(obj, deleted=deleted, timeout=30)), (
+            f"facade never saw {kind} {obj['metadata']['name']}"
+        )
 
     def stop(self) -> None:
         async def shutdown() -> None:
@@ -80,9 +82,7 @@ def facade(cluster: DevCluster) -> Iterator[RunningFacade]:
 def policy_facade(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFacade]:
     """A facade whose policy file shows host_status to owners (the NFV setting) and UNKNOWN to all."""
     policy = tmp_path_factory.mktemp("policy") / "policy.yaml"
-    policy.write_text(
-        '"os_compute_api:servers:show:host_status": "rule:admin_or_owner"\n'
-    )
+    policy.write_text('"os_compute_api:servers:show:host_status": "rule:admin_or_owner"\n')
     running = RunningFacade(cluster, FacadeConfig(policy_file=policy))
     yield running
     running.stop()
@@ -109,7 +109,11 @@ def admin_cluster_role(api_client: k8s.ApiClient) -> str:
         k8s.V1ClusterRole(
             metadata=k8s.V1ObjectMeta(name=ADMIN_CLUSTER_ROLE),
             rules=[
-                k8s.V1PolicyRule(api_groups=[API_GROUP], resources=["computeservices"], verbs=["get", "list", "watch", "patch", "delete"]),
+                k8s.V1PolicyRule(
+                    api_groups=[API_GROUP],
+                    resources=["computeservices"],
+                    verbs=["get", "list", "watch", "patch", "delete"],
+                ),
                 k8s.V1PolicyRule(api_groups=[API_GROUP], resources=["servers"], verbs=["get", "list", "watch"]),
             ],
         )
@@ -202,7 +206,9 @@ class World:
 
 
 def create_service(custom: k8s.CustomObjectsApi, host: str, **spec: Any) -> dict[str, Any]:
-    return custom.create_cluster_custom_object(API_GROUP, "v1alpha1", "computeservices", kubeobjects.compute_service(host, **spec))
+    return custom.create_cluster_custom_object(
+        API_GROUP, "v1alpha1", "computeservices", kubeobjects.compute_service(host, **spec)
+    )
 
 
 def create_server(custom: k8s.CustomObjectsApi, namespace: str, name: str, host: str, **spec: Any) -> dict[str, Any]:

@@ -17,20 +17,27 @@ BIN = Path(sys.executable).parent
 
 def run(facade: RunningFacade, users: Users, *argv: str, **env: str) -> str:
     """Run a client as the admin user (a ServiceAccount in the test's project)."""
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OS_", "NOVACLIENT_"))
-    } | {
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "NOVACLIENT_"))} | {
         "OS_AUTH_TYPE": "admin_token",
         "OS_TOKEN": users.admin,
         "OS_ENDPOINT": f"{facade.url}/v2.1",
         **env,
     }
-    result = subprocess.run([str(BIN / argv[0]), *argv[1:]], env=environment, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, f"{argv}: {result.stdout}\n{result.stderr}"
     return result.stdout
 
 
-def test_openstack_service_set_down_up(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
+def test_openstack_service_set_down_up(
+    facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi
+) -> None:
     run(facade, users, "openstack", "compute", "service", "set", "--down", world.host, "nova-compute")
     assert get_service(custom, world)["spec"]["forcedDown"] is True
     out = run(facade, users, "openstack", "compute", "service", "list", "--long", "--host", world.host)
@@ -59,10 +66,21 @@ print("by-uuid", conn.compute.get_server(server_id).host_status)
 
 def test_openstacksdk(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", SDK_SCRIPT, f"{facade.url}/v2.1", users.admin, world.host, world.service_uuid, world.server_id],
+        [
+            sys.executable,
+            "-c",
+            SDK_SCRIPT,
+            f"{facade.url}/v2.1",
+            users.admin,
+            world.host,
+            world.service_uuid,
+            world.server_id,
+        ],
         env={k: v for k, v in os.environ.items() if not k.startswith("OS_")},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["by-host", "DOWN", "by-uuid", "UP"]
     assert get_service(custom, world)["spec"]["forcedDown"] is False

@@ -112,16 +112,18 @@ def assert_conforms(actual: Any, response_sample: str, allowed: Allowed = Allowe
 
 def test_every_sample_is_covered() -> None:
     """Each response sample of the served APIs is exercised below (or listed as not served)."""
-    covered = {case[2] for case in SERVICE_ACTIONS_LEGACY + SERVICE_ACTIONS_2_53} | {
-        case[1] for case in SERVICE_LISTS
-    } | {
-        "servers/v2.16/server-get-resp.json",
-        "servers/v2.16/servers-details-resp.json",
-        "servers/v2.16/servers-list-resp.json",
-        "versions/versions-get-resp.json",
-        "versions/v21-version-get-resp.json",
-        "versions/v2-version-get-resp.json",  # not served: test_v2_is_not_served
-    }  # fmt: skip
+    covered = (
+        {case[2] for case in SERVICE_ACTIONS_LEGACY + SERVICE_ACTIONS_2_53}
+        | {case[1] for case in SERVICE_LISTS}
+        | {
+            "servers/v2.16/server-get-resp.json",
+            "servers/v2.16/servers-details-resp.json",
+            "servers/v2.16/servers-list-resp.json",
+            "versions/versions-get-resp.json",
+            "versions/v21-version-get-resp.json",
+            "versions/v2-version-get-resp.json",  # not served: test_v2_is_not_served
+        }
+    )
     on_disk = {str(path.relative_to(SAMPLES)) for path in SAMPLES.rglob("*-resp.json")}
     assert on_disk and on_disk == covered
 
@@ -175,9 +177,12 @@ def test_services_list(
 ) -> None:
     if disabled:  # disabled_reason is then a string, else null: both are in Nova's sample
         patched = custom.patch_cluster_custom_object(
-            "hoststate.io", "v1alpha1", "computeservices", world.service["metadata"]["name"],
+            "hoststate.io",
+            "v1alpha1",
+            "computeservices",
+            world.service["metadata"]["name"],
             {"spec": {"disabled": True, "disabledReason": "test2"}},
-        )  # fmt: skip
+        )
         facade.sync(patched)
     url = f"{facade.url}/v2.1/{users.project}/os-services?host={world.host}"
     response = http(url, token=users.admin, version=microversion)
@@ -191,7 +196,14 @@ SERVICE_ACTIONS_LEGACY = [
     (version, f"{prefix}service-{action}-put-req.json", f"{prefix}service-{action}-put-resp.json", url_action)
     for version, prefix in (("2.1", "os-services/"), ("2.11", "os-services/v2.11/"))
     for action, url_action in (("enable", "enable"), ("disable", "disable"), ("disable-log", "disable-log-reason"))
-] + [("2.11", "os-services/v2.11/service-force-down-put-req.json", "os-services/v2.11/service-force-down-put-resp.json", "force-down")]  # noqa: E501
+] + [
+    (
+        "2.11",
+        "os-services/v2.11/service-force-down-put-req.json",
+        "os-services/v2.11/service-force-down-put-resp.json",
+        "force-down",
+    )
+]  # noqa: E501
 
 
 @pytest.mark.parametrize(("microversion", "request_sample", "response_sample", "action"), SERVICE_ACTIONS_LEGACY)

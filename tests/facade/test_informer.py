@@ -28,7 +28,9 @@ from tests import kubeobjects
 
 @pytest.fixture
 async def kube(cluster: DevCluster) -> AsyncIterator[KubeClient]:
-    client = KubeClient(kopf.ConnectionInfo(server=cluster.server, ca_path=str(cluster.ca_file), token=cluster.admin_token))
+    client = KubeClient(
+        kopf.ConnectionInfo(server=cluster.server, ca_path=str(cluster.ca_file), token=cluster.admin_token)
+    )
     yield client
     await client.close()
 

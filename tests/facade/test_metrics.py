@@ -107,7 +107,12 @@ def kubeconfig_for(cluster: DevCluster, token: str, path: Path) -> Path:
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": "dev", "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_file)}}],
+                "clusters": [
+                    {
+                        "name": "dev",
+                        "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_file)},
+                    }
+                ],
                 "users": [{"name": "facade", "user": {"token": token}}],
                 "contexts": [{"name": "dev", "context": {"cluster": "dev", "user": "facade"}}],
                 "current-context": "dev",
@@ -155,7 +160,9 @@ def test_healthz_503_until_the_cache_syncs_then_200(
             k8s.V1ClusterRole(
                 metadata=k8s.V1ObjectMeta(name=READER_ROLE),
                 rules=[
-                    k8s.V1PolicyRule(api_groups=[API_GROUP], resources=["computeservices", "servers"], verbs=["list", "watch"]),
+                    k8s.V1PolicyRule(
+                        api_groups=[API_GROUP], resources=["computeservices", "servers"], verbs=["list", "watch"]
+                    ),
                     k8s.V1PolicyRule(api_groups=["coordination.k8s.io"], resources=["leases"], verbs=["list", "watch"]),
                 ],
             )

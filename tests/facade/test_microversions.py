@@ -59,21 +59,28 @@ def test_unknown_query_parameters_are_refused_from_275(facade: RunningFacade, us
     refused = servers(facade, "bogus=1", users.owner, version="2.75")
     # Nova's schema keeps `_`-prefixed keys for its own 400, hence jsonschema's wording.
     assert (refused.status, refused.body) == (
-        400, {"badRequest": {"code": 400, "message": "'bogus' does not match any of the regexes: '^_'"}},
-    )  # fmt: skip
+        400,
+        {"badRequest": {"code": 400, "message": "'bogus' does not match any of the regexes: '^_'"}},
+    )
     services = f"{facade.url}/v2.1/os-services?host={world.host}&bogus=1"
     assert http(services, token=users.admin, version="2.74").status == 200
     refused = http(services, token=users.admin, version="2.75")
     assert (refused.status, refused.body["badRequest"]["message"]) == (
-        400, "Additional properties are not allowed ('bogus' was unexpected)",
-    )  # fmt: skip
+        400,
+        "Additional properties are not allowed ('bogus' was unexpected)",
+    )
     # Known to Nova, but not to be used: refused at every version.
-    assert servers(facade, "_secret=1", users.admin, version="2.1").body["badRequest"]["message"] == "Invalid filter field: _secret."
+    assert (
+        servers(facade, "_secret=1", users.admin, version="2.1").body["badRequest"]["message"]
+        == "Invalid filter field: _secret."
+    )
     joined = servers(facade, "security_groups=x", users.admin, version="2.1")
     assert (joined.status, joined.body["badRequest"]["message"]) == (400, "Invalid filter field: security_groups.")
 
 
-def test_status_filter(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi, namespace: str) -> None:
+def test_status_filter(
+    facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi, namespace: str
+) -> None:
     facade.sync(create_server(custom, namespace, "off", world.host, vmState="stopped", powerState=4))
     facade.sync(create_server(custom, namespace, "rebooting", world.host, taskState="rebooting"))
     assert sorted(names(facade, "status=SHUTOFF", users.owner)) == ["off"]
@@ -111,7 +118,9 @@ def test_locked_and_tags(facade: RunningFacade, users: Users, world: World) -> N
     assert names(facade, "locked=false", users.owner) == ["web-1"]
     assert names(facade, "locked=true", users.owner) == []  # nothing is locked
     bad = servers(facade, "locked=maybe", users.owner)
-    assert bad.status == 400 and bad.body["badRequest"]["message"].startswith("Invalid input received: Unrecognized value 'maybe'")
+    assert bad.status == 400 and bad.body["badRequest"]["message"].startswith(
+        "Invalid input received: Unrecognized value 'maybe'"
+    )
     assert names(facade, "locked=true", users.owner, version="2.72") == ["web-1"]  # not a filter before 2.73
     assert names(facade, "tags=db", users.owner) == [] and names(facade, "tags-any=db,web", users.owner) == []
     assert names(facade, "not-tags=db", users.owner) == ["web-1"]  # servers carry no tags
@@ -128,7 +137,10 @@ def test_changes_since_and_before(facade: RunningFacade, users: Users, world: Wo
     assert names(facade, f"changes-before={iso(-hour)}", users.owner) == []
     assert names(facade, f"changes-before={iso(-hour)}", users.owner, version="2.65") == ["web-1"]  # from 2.66
     crossed = servers(facade, f"changes-since={iso(hour)}&changes-before={iso(-hour)}", users.owner)
-    assert crossed.body["badRequest"]["message"] == "The value of changes-since must be less than or equal to changes-before."
+    assert (
+        crossed.body["badRequest"]["message"]
+        == "The value of changes-since must be less than or equal to changes-before."
+    )
     bad = servers(facade, "changes-since=yesterday", users.owner)
     assert bad.status == 400 and "'yesterday' is not a 'date-time'" in bad.body["badRequest"]["message"]
 
@@ -139,7 +151,10 @@ def test_sort(facade: RunningFacade, users: Users, world: World, custom: k8s.Cus
     assert names(facade, "sort_key=display_name&sort_dir=asc", users.owner) == ["a-vm", "b-vm", "web-1"]
     assert names(facade, "sort_key=display_name", users.owner) == ["web-1", "b-vm", "a-vm"]  # desc by default
     host_sort = servers(facade, "sort_key=host", users.owner)
-    assert (host_sort.status, host_sort.body["forbidden"]["message"]) == (403, "Only administrators can sort servers by host")
+    assert (host_sort.status, host_sort.body["forbidden"]["message"]) == (
+        403,
+        "Only administrators can sort servers by host",
+    )
     assert servers(facade, "sort_key=host", users.admin).status == 200
     # Keys Nova once accepted are ignored before 2.75 and refused from it.
     # (An ignored key takes its direction with it.)
@@ -147,7 +162,10 @@ def test_sort(facade: RunningFacade, users: Users, world: World, custom: k8s.Cus
     assert names(facade, ignored, users.owner, version="2.74") == ["a-vm", "b-vm", "web-1"]
     assert servers(facade, "sort_key=vcpus", users.owner, version="2.75").status == 400
     bad_dir = servers(facade, "sort_key=display_name&sort_dir=up", users.owner)
-    assert bad_dir.body["badRequest"]["message"] == "Invalid input received: Unknown sort direction, must be 'desc' or 'asc'"
+    assert (
+        bad_dir.body["badRequest"]["message"]
+        == "Invalid input received: Unknown sort direction, must be 'desc' or 'asc'"
+    )
     too_many = servers(facade, "sort_key=display_name&sort_dir=asc&sort_dir=desc", users.owner)
     assert too_many.body["badRequest"]["message"] == "Invalid input received: Sort direction size exceeds sort key size"
 

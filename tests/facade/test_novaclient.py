@@ -46,9 +46,7 @@ def nova(facade: RunningFacade, users: Users, *argv: str, **env: str) -> str:
 
 
 def nova_run(facade: RunningFacade, users: Users, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OS_", "NOVA_", "NOVACLIENT_"))
-    } | {
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "NOVA_", "NOVACLIENT_"))} | {
         "OS_AUTH_TYPE": "admin_token",
         "OS_ENDPOINT": f"{facade.url}/v2.1",
         "OS_TOKEN": users.admin,
@@ -89,8 +87,16 @@ def test_nova_negotiates_the_facade_maximum(facade: RunningFacade, users: Users)
 def test_nova_service_list(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
     out = nova(facade, users, "service-list", "--host", world.host)
     assert header(out) == [
-        "Id", "Binary", "Host", "Zone", "Status", "State", "Updated_at", "Disabled Reason", "Forced down"
-    ]  # fmt: skip
+        "Id",
+        "Binary",
+        "Host",
+        "Zone",
+        "Status",
+        "State",
+        "Updated_at",
+        "Disabled Reason",
+        "Forced down",
+    ]
     service = get_service(custom, world)
     [row] = rows(out)
     assert row[:6] == [service["metadata"]["uid"], "nova-compute", world.host, service["spec"]["zone"], "enabled", "up"]
@@ -152,12 +158,21 @@ def test_nova_with_flags_instead_of_environment(facade: RunningFacade, users: Us
     """The plugin's settings as options. With the admin_token plugin the shell has no
     --os-project-id or --os-auth-url option: those two can only come from the environment."""
     out = nova(
-        facade, users,
-        "--os-auth-type", "admin_token", "--os-endpoint", f"{facade.url}/v2.1", "--os-token", users.admin,
-        "--os-compute-api-version", "2.11",
-        "service-list", "--host", world.host,
+        facade,
+        users,
+        "--os-auth-type",
+        "admin_token",
+        "--os-endpoint",
+        f"{facade.url}/v2.1",
+        "--os-token",
+        users.admin,
+        "--os-compute-api-version",
+        "2.11",
+        "service-list",
+        "--host",
+        world.host,
         **{name: "" for name in ("OS_AUTH_TYPE", "OS_ENDPOINT", "OS_TOKEN")},
-    )  # fmt: skip
+    )
     [row] = rows(out)
     assert row[1:3] == ["nova-compute", world.host] and row[0].isdigit()
     assert row[8] == "False"  # the 2.11 column

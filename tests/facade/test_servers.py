@@ -33,13 +33,18 @@ def test_show_body(facade: RunningFacade, users: Users, world: World) -> None:
     assert server["tenant_id"] == users.project and server["user_id"] == "alice"
     assert server["OS-EXT-SRV-ATTR:host"] == world.host and server["host_status"] == "UP"
     assert server["addresses"]["private"][0] == {
-        "addr": "192.168.1.30", "version": 4, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": "00:0c:29:0d:11:74",
-    }  # fmt: skip
+        "addr": "192.168.1.30",
+        "version": 4,
+        "OS-EXT-IPS:type": "fixed",
+        "OS-EXT-IPS-MAC:mac_addr": "00:0c:29:0d:11:74",
+    }
     assert server["links"][0]["href"] == f"{facade.url}/v2.1/servers/{world.server_id}"
     assert len(server["hostId"]) == 56
 
 
-def test_host_status_follows_the_service(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
+def test_host_status_follows_the_service(
+    facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi
+) -> None:
     patch_service(custom, facade, world, disabled=True)
     assert show(facade, world, users.admin)["host_status"] == "MAINTENANCE"
     patch_service(custom, facade, world, forcedDown=True)
@@ -52,14 +57,22 @@ def test_host_status_needs_216(facade: RunningFacade, users: Users, world: World
     assert "host_status" not in show(facade, world, users.admin, version="2.15")
 
 
-def service_with_lease(facade: RunningFacade, custom: k8s.CustomObjectsApi, namespace: str, api_client: k8s.ApiClient,
-                       holder: str | None) -> tuple[str, dict]:  # fmt: skip
+def service_with_lease(
+    facade: RunningFacade, custom: k8s.CustomObjectsApi, namespace: str, api_client: k8s.ApiClient, holder: str | None
+) -> tuple[str, dict]:
     """A service whose Lease was renewed in 2020 by `holder` (None: the service's own host), and a server on it."""
     host = f"stale-{uuid.uuid4().hex[:8]}"
     service = custom.create_cluster_custom_object(
-        "hoststate.io", "v1alpha1", "computeservices",
-        {"apiVersion": "hoststate.io/v1alpha1", "kind": "ComputeService", "metadata": {"name": f"{host}.nova-compute"}, "spec": {"host": host}},
-    )  # fmt: skip
+        "hoststate.io",
+        "v1alpha1",
+        "computeservices",
+        {
+            "apiVersion": "hoststate.io/v1alpha1",
+            "kind": "ComputeService",
+            "metadata": {"name": f"{host}.nova-compute"},
+            "spec": {"host": host},
+        },
+    )
     try:
         k8s.CoreV1Api(api_client).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name="hoststate-system")))
     except k8s.ApiException as error:
@@ -84,26 +97,36 @@ def service_with_lease(facade: RunningFacade, custom: k8s.CustomObjectsApi, name
     return host, server
 
 
-def test_unknown_when_heartbeat_is_stale(facade: RunningFacade, users: Users, custom: k8s.CustomObjectsApi, namespace: str, api_client: k8s.ApiClient) -> None:
+def test_unknown_when_heartbeat_is_stale(
+    facade: RunningFacade, users: Users, custom: k8s.CustomObjectsApi, namespace: str, api_client: k8s.ApiClient
+) -> None:
     """A Lease renewed long ago: UNKNOWN, computed at read time."""
     host, server = service_with_lease(facade, custom, namespace, api_client, holder=None)
-    body = http(f"{facade.url}/v2.1/servers/{server['metadata']['uid']}", token=users.admin, version="2.16").body["server"]
+    body = http(f"{facade.url}/v2.1/servers/{server['metadata']['uid']}", token=users.admin, version="2.16").body[
+        "server"
+    ]
     assert body["host_status"] == "UNKNOWN"
     services = http(f"{facade.url}/v2.1/os-services?host={host}", token=users.admin).body["services"]
     assert services[0]["state"] == "down" and services[0]["updated_at"] == "2020-01-01T00:00:00.000000"
 
 
-def test_a_lease_held_by_another_host_does_not_count(facade: RunningFacade, users: Users, custom: k8s.CustomObjectsApi, namespace: str, api_client: k8s.ApiClient) -> None:
+def test_a_lease_held_by_another_host_does_not_count(
+    facade: RunningFacade, users: Users, custom: k8s.CustomObjectsApi, namespace: str, api_client: k8s.ApiClient
+) -> None:
     """As for the operator (which reports it as BadHeartbeatLease): the service counts from its
     creation, as one that never reported, so the facade and the operator agree."""
     host, server = service_with_lease(facade, custom, namespace, api_client, holder="someone-else")
-    body = http(f"{facade.url}/v2.1/servers/{server['metadata']['uid']}", token=users.admin, version="2.16").body["server"]
+    body = http(f"{facade.url}/v2.1/servers/{server['metadata']['uid']}", token=users.admin, version="2.16").body[
+        "server"
+    ]
     assert body["host_status"] == "UP"
     services = http(f"{facade.url}/v2.1/os-services?host={host}", token=users.admin).body["services"]
     assert services[0]["state"] == "up" and not services[0]["updated_at"].startswith("2020")
 
 
-def test_list_detail_and_name_filter(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi, namespace: str) -> None:
+def test_list_detail_and_name_filter(
+    facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi, namespace: str
+) -> None:
     other = create_server(custom, namespace, "db-1", world.host, displayName="db-1")
     facade.sync(other)
     listed = http(f"{facade.url}/v2.1/servers", token=users.owner).body["servers"]
@@ -117,7 +140,9 @@ def test_list_detail_and_name_filter(facade: RunningFacade, users: Users, world:
     rest = http(page["servers_links"][0]["href"], token=users.owner).body
     assert len(rest["servers"]) == 1 and rest["servers"][0]["id"] != page["servers"][0]["id"]
     bad = http(f"{facade.url}/v2.1/servers?limit=x", token=users.owner)
-    assert bad.status == 400 and bad.body["badRequest"]["message"].startswith("Invalid input for query parameters limit.")
+    assert bad.status == 400 and bad.body["badRequest"]["message"].startswith(
+        "Invalid input for query parameters limit."
+    )
 
 
 def test_tenant_path_and_mismatch(facade: RunningFacade, users: Users, world: World) -> None:
@@ -149,7 +174,14 @@ def test_not_found(facade: RunningFacade, users: Users) -> None:
     ],
 )
 def test_policy_matrix_default(
-    facade: RunningFacade, users: Users, world: World, who: str, show_status: int, host_status: str | None, listed: int | None, force_down: int
+    facade: RunningFacade,
+    users: Users,
+    world: World,
+    who: str,
+    show_status: int,
+    host_status: str | None,
+    listed: int | None,
+    force_down: int,
 ) -> None:
     token = {"admin": users.admin, "owner": users.owner, "other": users.other, "anonymous": None}[who]
     shown = http(f"{facade.url}/v2.1/servers/{world.server_id}", token=token, version="2.16")
@@ -164,14 +196,23 @@ def test_policy_matrix_default(
     else:
         assert len(detail.body["servers"]) == len(index.body["servers"]) == listed
         assert all(s.get("host_status") == host_status for s in detail.body["servers"])
-    down = http(f"{facade.url}/v2.1/os-services/{world.service_uuid}", "PUT", token=token, version="2.53", body={"forced_down": True})
+    down = http(
+        f"{facade.url}/v2.1/os-services/{world.service_uuid}",
+        "PUT",
+        token=token,
+        version="2.53",
+        body={"forced_down": True},
+    )
     assert down.status == force_down
 
 
 def test_other_tenant_cannot_list_all_tenants(facade: RunningFacade, users: Users, world: World) -> None:
     response = http(f"{facade.url}/v2.1/servers/detail?all_tenants=1", token=users.other)
     assert response.status == 403
-    assert response.body["forbidden"]["message"] == "Policy doesn't allow os_compute_api:servers:detail:get_all_tenants to be performed."
+    assert (
+        response.body["forbidden"]["message"]
+        == "Policy doesn't allow os_compute_api:servers:detail:get_all_tenants to be performed."
+    )
     everyone = http(f"{facade.url}/v2.1/servers/detail?all_tenants=1&project_id={users.project}", token=users.admin)
     assert [s["id"] for s in everyone.body["servers"]] == [world.server_id]
 
@@ -187,7 +228,9 @@ def test_admin_or_owner_policy_file(policy_facade: RunningFacade, users: Users, 
     assert other.status == 404
 
 
-def test_unknown_only_policy(unknown_only_facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
+def test_unknown_only_policy(
+    unknown_only_facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi
+) -> None:
     unknown_only_facade.sync(world.server)
     patched = custom.patch_cluster_custom_object(
         "hoststate.io", "v1alpha1", "computeservices", world.service["metadata"]["name"], {"spec": {"forcedDown": True}}
@@ -199,9 +242,7 @@ def test_unknown_only_policy(unknown_only_facade: RunningFacade, users: Users, w
     assert admin.body["server"]["host_status"] == "DOWN"
 
 
-def test_a_changed_policy_file_applies_without_a_restart(
-    cluster, tmp_path, users: Users, world: World
-) -> None:
+def test_a_changed_policy_file_applies_without_a_restart(cluster, tmp_path, users: Users, world: World) -> None:
     """Decisions are cached, but a rewritten policy file applies within a second, as Nova
     reloads a changed policy file."""
     policy = tmp_path / "policy.yaml"

@@ -29,7 +29,9 @@ def test_list_filters_and_id_types(facade: RunningFacade, users: Users, world: W
     assert none.body == {"services": []}
 
 
-def test_force_down_legacy_form(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
+def test_force_down_legacy_form(
+    facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi
+) -> None:
     body = {"host": world.host, "binary": "nova-compute", "forced_down": True}
     response = http(services_url(facade, "/force-down"), "PUT", token=users.admin, version="2.11", body=body)
     assert response.status == 200
@@ -51,12 +53,27 @@ def test_force_down_needs_211(facade: RunningFacade, users: Users, world: World)
 
 
 def test_force_down_by_uuid(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
-    response = http(services_url(facade, f"/{world.service_uuid}"), "PUT", token=users.admin, version="2.53", body={"forced_down": True})
+    response = http(
+        services_url(facade, f"/{world.service_uuid}"),
+        "PUT",
+        token=users.admin,
+        version="2.53",
+        body={"forced_down": True},
+    )
     assert response.status == 200
     service = response.body["service"]
     assert service["id"] == world.service_uuid and service["forced_down"] is True and service["state"] == "down"
     assert get_service(custom, world)["spec"]["forcedDown"] is True
-    assert http(services_url(facade, f"/{world.service_uuid}"), "PUT", token=users.admin, version="2.53", body={"forced_down": False}).status == 200
+    assert (
+        http(
+            services_url(facade, f"/{world.service_uuid}"),
+            "PUT",
+            token=users.admin,
+            version="2.53",
+            body={"forced_down": False},
+        ).status
+        == 200
+    )
     assert get_service(custom, world)["spec"]["forcedDown"] is False
 
 
@@ -67,17 +84,27 @@ def test_enable_disable_legacy(facade: RunningFacade, users: Users, world: World
     spec = get_service(custom, world)["spec"]
     assert spec["disabled"] is True and spec["disabledReason"] == "firmware"
     body = {"host": world.host, "binary": "nova-compute"}
-    assert http(services_url(facade, "/enable"), "PUT", token=users.admin, body=body).body == {"service": {**body, "status": "enabled"}}
+    assert http(services_url(facade, "/enable"), "PUT", token=users.admin, body=body).body == {
+        "service": {**body, "status": "enabled"}
+    }
     spec = get_service(custom, world)["spec"]
     assert spec["disabled"] is False and "disabledReason" not in spec
-    assert http(services_url(facade, "/disable"), "PUT", token=users.admin, body=body).body["service"]["status"] == "disabled"
+    assert (
+        http(services_url(facade, "/disable"), "PUT", token=users.admin, body=body).body["service"]["status"]
+        == "disabled"
+    )
     assert get_service(custom, world)["spec"]["disabled"] is True
 
 
 def test_status_by_uuid(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
     url = services_url(facade, f"/{world.service_uuid}")
-    response = http(url, "PUT", token=users.admin, version="2.53", body={"status": "disabled", "disabled_reason": "maintenance"})
-    assert response.body["service"]["status"] == "disabled" and response.body["service"]["disabled_reason"] == "maintenance"
+    response = http(
+        url, "PUT", token=users.admin, version="2.53", body={"status": "disabled", "disabled_reason": "maintenance"}
+    )
+    assert (
+        response.body["service"]["status"] == "disabled"
+        and response.body["service"]["disabled_reason"] == "maintenance"
+    )
     assert get_service(custom, world)["spec"]["disabledReason"] == "maintenance"
     response = http(url, "PUT", token=users.admin, version="2.53", body={"status": "enabled"})
     assert response.body["service"]["disabled_reason"] is None
@@ -95,7 +122,9 @@ ERRORS_253 = [
 
 
 @pytest.mark.parametrize(("body", "message"), ERRORS_253)
-def test_update_by_uuid_errors(facade: RunningFacade, users: Users, world: World, body: dict, message: str | None) -> None:
+def test_update_by_uuid_errors(
+    facade: RunningFacade, users: Users, world: World, body: dict, message: str | None
+) -> None:
     response = http(services_url(facade, f"/{world.service_uuid}"), "PUT", token=users.admin, version="2.53", body=body)
     assert response.status == 400
     if message:
@@ -106,9 +135,15 @@ def test_update_by_uuid_errors(facade: RunningFacade, users: Users, world: World
 
 def test_update_by_uuid_not_found_and_invalid(facade: RunningFacade, users: Users) -> None:
     missing = str(uuid.uuid4())
-    response = http(services_url(facade, f"/{missing}"), "PUT", token=users.admin, version="2.53", body={"forced_down": True})
-    assert response.status == 404 and response.body["itemNotFound"]["message"] == f"Service {missing} could not be found."
-    response = http(services_url(facade, "/force-down"), "PUT", token=users.admin, version="2.53", body={"forced_down": True})
+    response = http(
+        services_url(facade, f"/{missing}"), "PUT", token=users.admin, version="2.53", body={"forced_down": True}
+    )
+    assert (
+        response.status == 404 and response.body["itemNotFound"]["message"] == f"Service {missing} could not be found."
+    )
+    response = http(
+        services_url(facade, "/force-down"), "PUT", token=users.admin, version="2.53", body={"forced_down": True}
+    )
     assert response.status == 400 and response.body["badRequest"]["message"] == "Invalid uuid force-down"
 
 
@@ -116,36 +151,80 @@ def test_legacy_errors(facade: RunningFacade, users: Users, world: World, custom
     url = services_url(facade, "/force-down")
     missing = http(url, "PUT", token=users.admin, version="2.11", body={"host": world.host, "binary": "nova-compute"})
     assert missing.body == {"badRequest": {"code": 400, "message": "Missing forced_down field"}}
-    reason = http(services_url(facade, "/disable-log-reason"), "PUT", token=users.admin, body={"host": world.host, "binary": "nova-compute"})
+    reason = http(
+        services_url(facade, "/disable-log-reason"),
+        "PUT",
+        token=users.admin,
+        body={"host": world.host, "binary": "nova-compute"},
+    )
     assert reason.body["badRequest"]["message"] == "Missing disabled reason field"
     create_service(custom, world.host, binary="nova-scheduler")
-    scheduler = http(url, "PUT", token=users.admin, version="2.11", body={"host": world.host, "binary": "nova-scheduler", "forced_down": True})
+    scheduler = http(
+        url,
+        "PUT",
+        token=users.admin,
+        version="2.11",
+        body={"host": world.host, "binary": "nova-scheduler", "forced_down": True},
+    )
     assert scheduler.body["badRequest"]["message"] == (
         "Updating a nova-scheduler service is not supported. Only nova-compute services can be updated."
     )
-    nohost = http(url, "PUT", token=users.admin, version="2.11", body={"host": "nohost-x", "binary": "nova-compute", "forced_down": True})
-    assert nohost.status == 404 and nohost.body["itemNotFound"]["message"] == "Host 'nohost-x' is not mapped to any cell"
-    bad_host = http(url, "PUT", token=users.admin, version="2.11", body={"host": "a b", "binary": "nova-compute", "forced_down": True})
-    assert bad_host.status == 400 and bad_host.body["badRequest"]["message"].startswith("Invalid input for field/attribute host.")
-    unknown = http(services_url(facade, "/reboot"), "PUT", token=users.admin, body={"host": world.host, "binary": "nova-compute"})
+    nohost = http(
+        url,
+        "PUT",
+        token=users.admin,
+        version="2.11",
+        body={"host": "nohost-x", "binary": "nova-compute", "forced_down": True},
+    )
+    assert (
+        nohost.status == 404 and nohost.body["itemNotFound"]["message"] == "Host 'nohost-x' is not mapped to any cell"
+    )
+    bad_host = http(
+        url,
+        "PUT",
+        token=users.admin,
+        version="2.11",
+        body={"host": "a b", "binary": "nova-compute", "forced_down": True},
+    )
+    assert bad_host.status == 400 and bad_host.body["badRequest"]["message"].startswith(
+        "Invalid input for field/attribute host."
+    )
+    unknown = http(
+        services_url(facade, "/reboot"), "PUT", token=users.admin, body={"host": world.host, "binary": "nova-compute"}
+    )
     assert unknown.status == 404 and unknown.body["itemNotFound"]["message"] == "Unknown action"
-    extra = http(url, "PUT", token=users.admin, version="2.1", body={"host": world.host, "binary": "nova-compute", "forced_down": True})
+    extra = http(
+        url,
+        "PUT",
+        token=users.admin,
+        version="2.1",
+        body={"host": world.host, "binary": "nova-compute", "forced_down": True},
+    )
     assert extra.status == 400 and "Additional properties are not allowed" in extra.body["badRequest"]["message"]
 
 
 def test_malformed_json_and_content_type(facade: RunningFacade, users: Users, world: World) -> None:
     url = services_url(facade, "/force-down")
-    bad_json = http(url, "PUT", token=users.admin, version="2.11", raw=b"{not json", headers={"Content-Type": "application/json"})
-    assert bad_json.status == 400 and bad_json.body == {"badRequest": {"code": 400, "message": "Malformed request body"}}
+    bad_json = http(
+        url, "PUT", token=users.admin, version="2.11", raw=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert bad_json.status == 400 and bad_json.body == {
+        "badRequest": {"code": 400, "message": "Malformed request body"}
+    }
     xml = http(url, "PUT", token=users.admin, version="2.11", raw=b"<x/>", headers={"Content-Type": "application/xml"})
     assert xml.status == 415 and xml.body == {"badMediaType": {"code": 415, "message": "Unsupported Content-Type"}}
     empty = http(url, "PUT", token=users.admin, version="2.11", raw=b"", headers={"Content-Type": "application/json"})
     assert empty.status == 400 and empty.body["badRequest"]["message"] == "None is not of type 'object'"
     wrong_type = http(url, "PUT", token=users.admin, version="2.11", body={"host": 5, "binary": "nova-compute"})
-    assert wrong_type.body["badRequest"]["message"] == "Invalid input for field/attribute host. Value: 5. 5 is not of type 'string'"
+    assert (
+        wrong_type.body["badRequest"]["message"]
+        == "Invalid input for field/attribute host. Value: 5. 5 is not of type 'string'"
+    )
 
 
-def test_delete(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi, namespace: str) -> None:
+def test_delete(
+    facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi, namespace: str
+) -> None:
     busy = http(services_url(facade, f"/{world.service_uuid}"), "DELETE", token=users.admin, version="2.53")
     assert busy.status == 409
     assert busy.body["conflictingRequest"]["message"] == (
@@ -154,8 +233,14 @@ def test_delete(facade: RunningFacade, users: Users, world: World, custom: k8s.C
     assert http(services_url(facade, "/abc"), "DELETE", token=users.admin).body["badRequest"]["message"] == (
         "Invalid input received: id must be an integer"
     )
-    assert http(services_url(facade, "/abc"), "DELETE", token=users.admin, version="2.53").body["badRequest"]["message"] == "Invalid uuid abc"
-    assert http(services_url(facade, "/12"), "DELETE", token=users.admin).body["itemNotFound"]["message"] == "Service 12 not found."
+    assert (
+        http(services_url(facade, "/abc"), "DELETE", token=users.admin, version="2.53").body["badRequest"]["message"]
+        == "Invalid uuid abc"
+    )
+    assert (
+        http(services_url(facade, "/12"), "DELETE", token=users.admin).body["itemNotFound"]["message"]
+        == "Service 12 not found."
+    )
     idle = create_service(custom, world.host + "-idle")
     facade.sync(idle)
     legacy_id = legacy_service_id(idle["metadata"]["uid"])
@@ -169,7 +254,10 @@ def test_services_need_admin(facade: RunningFacade, users: Users, world: World) 
     for token in (users.owner, users.other):
         response = http(services_url(facade), token=token)
         assert response.status == 403
-        assert response.body["forbidden"]["message"] == "Policy doesn't allow os_compute_api:os-services:list to be performed."
+        assert (
+            response.body["forbidden"]["message"]
+            == "Policy doesn't allow os_compute_api:os-services:list to be performed."
+        )
         body = {"host": world.host, "binary": "nova-compute", "forced_down": True}
         assert http(services_url(facade, "/force-down"), "PUT", token=token, version="2.11", body=body).status == 403
     assert http(services_url(facade)).status == 401
@@ -178,11 +266,21 @@ def test_services_need_admin(facade: RunningFacade, users: Users, world: World) 
     }
 
 
-def test_force_down_is_audited_as_the_caller(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
+def test_force_down_is_audited_as_the_caller(
+    facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi
+) -> None:
     """The patch is made with the caller's token, and managedFields name them, not the facade."""
-    http(services_url(facade, f"/{world.service_uuid}"), "PUT", token=users.admin, version="2.53", body={"forced_down": True})
+    http(
+        services_url(facade, f"/{world.service_uuid}"),
+        "PUT",
+        token=users.admin,
+        version="2.53",
+        body={"forced_down": True},
+    )
     entries = get_service(custom, world)["metadata"]["managedFields"]
-    (patch,) = [e for e in entries if "f:forcedDown" in e.get("fieldsV1", {}).get("f:spec", {}) and e["operation"] == "Update"]
+    (patch,) = [
+        e for e in entries if "f:forcedDown" in e.get("fieldsV1", {}).get("f:spec", {}) and e["operation"] == "Update"
+    ]
     assert patch["manager"] == users.admin_name
 
 
@@ -193,4 +291,7 @@ def test_create_server_then_delete_conflict_counts_only_this_host(
     server = create_server(custom, namespace, "elsewhere", world.host + "-c")
     facade.sync(other)
     facade.sync(server)
-    assert http(services_url(facade, f"/{other['metadata']['uid']}"), "DELETE", token=users.admin, version="2.53").status == 204
+    assert (
+        http(services_url(facade, f"/{other['metadata']['uid']}"), "DELETE", token=users.admin, version="2.53").status
+        == 204
+    )

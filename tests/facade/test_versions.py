@@ -53,7 +53,9 @@ def test_standard_header_wins_over_legacy(facade: RunningFacade, users: Users) -
 
 
 def test_legacy_header_alone(facade: RunningFacade, users: Users) -> None:
-    response = http(facade.url + "/v2.1/os-services", token=users.admin, headers={"X-OpenStack-Nova-API-Version": "2.12"})
+    response = http(
+        facade.url + "/v2.1/os-services", token=users.admin, headers={"X-OpenStack-Nova-API-Version": "2.12"}
+    )
     assert response.headers["OpenStack-API-Version"] == "compute 2.12"
 
 

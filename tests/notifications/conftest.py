@@ -145,7 +145,9 @@ class Tenant:
         import base64
 
         data = {item: base64.b64encode(key if key is not None else self.key).decode()}
-        self.core.create_namespaced_secret(self.namespace, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name), data=data))
+        self.core.create_namespaced_secret(
+            self.namespace, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name), data=data)
+        )
 
     def subscribe(self, name: str, url: str, secret: str = "webhook-key", **spec: Any) -> dict:
         body = {
@@ -227,12 +229,16 @@ class Fleet:
     def create(self, host: str) -> str:
         """Create the host's service and wait until it is up: a server created before its agent's
         first heartbeat is seen would start UNKNOWN, one more event than the tests expect."""
-        name = self.custom.create_cluster_custom_object(G, V, "computeservices", compute_service(host))["metadata"]["name"]
+        name = self.custom.create_cluster_custom_object(G, V, "computeservices", compute_service(host))["metadata"][
+            "name"
+        ]
         wait_for(
-            lambda: (self.custom.get_cluster_custom_object(G, V, "computeservices", name).get("status") or {}).get(
-                "hostStatus"
-            )
-            == "UP",
+            lambda: (
+                (self.custom.get_cluster_custom_object(G, V, "computeservices", name).get("status") or {}).get(
+                    "hostStatus"
+                )
+                == "UP"
+            ),
             what=f"{name} UP",
         )
         return name
@@ -240,7 +246,9 @@ class Fleet:
     def force_down(self, host: str, down: bool = True) -> float:
         """Patch spec.forcedDown; return time.time() just before the request (the detection)."""
         started = time.time()
-        self.custom.patch_cluster_custom_object(G, V, "computeservices", f"{host}.nova-compute", {"spec": {"forcedDown": down}})
+        self.custom.patch_cluster_custom_object(
+            G, V, "computeservices", f"{host}.nova-compute", {"spec": {"forcedDown": down}}
+        )
         return started
 
 

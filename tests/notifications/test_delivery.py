@@ -29,8 +29,10 @@ def test_force_down_and_back_up_are_delivered_signed(
     wait_for(lambda: all(len(receiver.statuses(vm)) == 2 for vm in vms), what="DOWN events")
     latencies = [receiver.for_server(vm)[1].at - detected for vm in vms]
     LATENCIES.extend(latencies)
-    print(f"\nforce-down to webhook, {len(vms)} servers: max {max(latencies) * 1000:.0f} ms, "
-          f"median {statistics.median(latencies) * 1000:.0f} ms")  # fmt: skip
+    print(
+        f"\nforce-down to webhook, {len(vms)} servers: max {max(latencies) * 1000:.0f} ms, "
+        f"median {statistics.median(latencies) * 1000:.0f} ms"
+    )
 
     fleet.force_down(unique_host, down=False)
     wait_for(lambda: all(len(receiver.statuses(vm)) == 3 for vm in vms), what="UP events")
@@ -102,7 +104,9 @@ def test_filters_by_selector_and_host_status(
     fleet.force_down(unique_host, down=False)
     tenant.wait_host_status(["db-1", "web-1", "bare"], "UP")
     # At least what is expected, then a barrier, then exactly what is expected (so a failure shows the events).
-    wait_for(lambda: len(web_all.delivered()) >= 3 and len(not_db.delivered()) >= 6 and db_down.delivered(), what="events")
+    wait_for(
+        lambda: len(web_all.delivered()) >= 3 and len(not_db.delivered()) >= 6 and db_down.delivered(), what="events"
+    )
     wait_drained(operator_handle.metrics_url)
 
     assert [(r.data["server_name"], r.data["new_host_status"]) for r in db_down.delivered()] == [("db-1", "DOWN")]
@@ -174,7 +178,9 @@ def test_five_hundred_twice_then_delivered(
     assert "HTTP 500" in status["lastError"]  # kept for the record, with its time
 
 
-def test_gives_up_after_max_retries(operator, agents, fleet: Fleet, tenant: Tenant, receiver_factory, unique_host: str) -> None:
+def test_gives_up_after_max_retries(
+    operator, agents, fleet: Fleet, tenant: Tenant, receiver_factory, unique_host: str
+) -> None:
     receiver = receiver_factory(lambda _seen, _event: 503)
     agents(unique_host)
     fleet.create(unique_host)

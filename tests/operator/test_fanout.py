@@ -25,7 +25,11 @@ def host_statuses(custom: k8s.CustomObjectsApi, namespace: str) -> dict[str, tup
     """name -> (hostStatus, host, resourceVersion) for every server in the namespace."""
     items = custom.list_namespaced_custom_object(G, V, namespace, "servers")["items"]
     return {
-        i["metadata"]["name"]: ((i.get("status") or {}).get("hostStatus"), i["spec"]["host"], i["metadata"]["resourceVersion"])
+        i["metadata"]["name"]: (
+            (i.get("status") or {}).get("hostStatus"),
+            i["spec"]["host"],
+            i["metadata"]["resourceVersion"],
+        )
         for i in items
     }
 
@@ -119,7 +123,9 @@ def test_no_finalizers_and_no_kopf_traces(operator, agents, custom, namespace, u
     ],
     ids=["no-renew-time", "wrong-holder"],
 )
-def test_bad_lease_is_reported_not_fatal(operator, agents, custom, api_client, unique_host, namespace, spec, problem) -> None:
+def test_bad_lease_is_reported_not_fatal(
+    operator, agents, custom, api_client, unique_host, namespace, spec, problem
+) -> None:
     name = f"{unique_host}.nova-compute"
     custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host))
     lease = {
@@ -133,12 +139,14 @@ def test_bad_lease_is_reported_not_fatal(operator, agents, custom, api_client, u
 
     events = wait_for(
         lambda: [
-            e for e in k8s.CoreV1Api(api_client).list_namespaced_event(
-                LEASE_NAMESPACE, field_selector=f"involvedObject.name={name}"
-            ).items if e.reason == "BadHeartbeatLease"
+            e
+            for e in k8s.CoreV1Api(api_client)
+            .list_namespaced_event(LEASE_NAMESPACE, field_selector=f"involvedObject.name={name}")
+            .items
+            if e.reason == "BadHeartbeatLease"
         ],
         what="BadHeartbeatLease event",
-    )  # fmt: skip
+    )
     assert problem in events[0].message and events[0].type == "Warning"
     operator.wait_for_output(f"ignoring heartbeat Lease {LEASE_NAMESPACE}/{name}")
 

@@ -86,10 +86,17 @@ def test_force_down_and_back_up(operator, agents, objects: Objects, unique_host:
     status = wait_for(lambda: (s := objects.service(name)["status"]).get("state") == "up" and s, what="service up")
     assert "forcedDownTime" not in status
 
-    reasons = [e.reason for e in wait_for(lambda: events_for(api_client, namespace, "vm-a")[1:] and events_for(api_client, namespace, "vm-a"), what="server events")]
+    reasons = [
+        e.reason
+        for e in wait_for(
+            lambda: events_for(api_client, namespace, "vm-a")[1:] and events_for(api_client, namespace, "vm-a"),
+            what="server events",
+        )
+    ]
     assert "HostStatusChanged" in reasons
     service_events = wait_for(
-        lambda: [e for e in events_for(api_client, "default", name) if e.reason == "ServiceDown"], what="ServiceDown event"
+        lambda: [e for e in events_for(api_client, "default", name) if e.reason == "ServiceDown"],
+        what="ServiceDown event",
     )
     assert "forced down" in service_events[0].message
 
@@ -120,8 +127,10 @@ def test_heartbeat_expiry_and_recovery(operator, agents, objects: Objects, uniqu
     objects.wait_host_status(["vm"], "UP")
 
     leases = k8s.CoordinationV1Api(custom.api_client)
-    wait_for(lambda: leases.list_namespaced_lease(LEASE_NAMESPACE, field_selector=f"metadata.name={name}").items,
-             what="the agent's Lease")  # fmt: skip
+    wait_for(
+        lambda: leases.list_namespaced_lease(LEASE_NAMESPACE, field_selector=f"metadata.name={name}").items,
+        what="the agent's Lease",
+    )
     agent.stop()
     last_beat = leases.read_namespaced_lease(name, LEASE_NAMESPACE).spec.renew_time
     objects.wait_host_status(["vm"], "UNKNOWN", timeout=DOWN_TIME + 10)

@@ -23,7 +23,9 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
     }
 
 
-def test_metrics_follow_a_force_down(operator_handle: Operator, operator, agents, custom, namespace, unique_host) -> None:
+def test_metrics_follow_a_force_down(
+    operator_handle: Operator, operator, agents, custom, namespace, unique_host
+) -> None:
     agents(unique_host)
     custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host, zone="az9"))
     for i in range(3):
@@ -32,7 +34,9 @@ def test_metrics_follow_a_force_down(operator_handle: Operator, operator, agents
     url = operator_handle.metrics_url
     wait_for(lambda: scrape(url).get(("hoststate_service_up", labels)) == 1.0, what="service up in metrics")
 
-    custom.patch_cluster_custom_object(G, V, "computeservices", f"{unique_host}.nova-compute", {"spec": {"forcedDown": True}})
+    custom.patch_cluster_custom_object(
+        G, V, "computeservices", f"{unique_host}.nova-compute", {"spec": {"forcedDown": True}}
+    )
 
     def forced_down_and_fanned_out() -> dict | None:
         samples = scrape(url)

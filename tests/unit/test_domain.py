@@ -63,17 +63,23 @@ def test_heartbeat_deadline() -> None:
     # At the deadline the service is still up, a moment later it is not.
     deadline = heartbeat_deadline(NOW, 5)
     assert service_is_up(forced_down=False, last_heartbeat=NOW, now=deadline, down_time=5)
-    assert not service_is_up(forced_down=False, last_heartbeat=NOW, now=deadline + timedelta(milliseconds=1), down_time=5)
+    assert not service_is_up(
+        forced_down=False, last_heartbeat=NOW, now=deadline + timedelta(milliseconds=1), down_time=5
+    )
 
 
 def expected_host_status(forced_down: bool, disabled: bool, up: bool) -> HostStatus:
     # Written out from Nova's code as a table, independently of the implementation.
     table = {
-        (True, True, True): "DOWN", (True, True, False): "DOWN",
-        (True, False, True): "DOWN", (True, False, False): "DOWN",
-        (False, True, True): "MAINTENANCE", (False, True, False): "MAINTENANCE",
-        (False, False, True): "UP", (False, False, False): "UNKNOWN",
-    }  # fmt: skip
+        (True, True, True): "DOWN",
+        (True, True, False): "DOWN",
+        (True, False, True): "DOWN",
+        (True, False, False): "DOWN",
+        (False, True, True): "MAINTENANCE",
+        (False, True, False): "MAINTENANCE",
+        (False, False, True): "UP",
+        (False, False, False): "UNKNOWN",
+    }
     return HostStatus(table[(forced_down, disabled, up)])
 
 

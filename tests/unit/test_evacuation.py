@@ -18,8 +18,20 @@ from hoststate.facade.schemas import evacuate as schemas
 from hoststate.facade.validation import validate_body
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
-VM_STATES = ["active", "building", "paused", "suspended", "stopped", "rescued", "resized", "soft-delete",
-             "deleted", "error", "shelved", "shelved_offloaded"]  # fmt: skip
+VM_STATES = [
+    "active",
+    "building",
+    "paused",
+    "suspended",
+    "stopped",
+    "rescued",
+    "resized",
+    "soft-delete",
+    "deleted",
+    "error",
+    "shelved",
+    "shelved_offloaded",
+]
 
 
 def host(name: str, zone: str = "nova", *, disabled=False, forced_down=False, up=True, servers=0) -> Candidate:
@@ -47,22 +59,29 @@ def test_conflict_messages_are_novas() -> None:
     assert invalid_state_message("evacuate", "abc", "vm_state", "paused") == (
         "Cannot 'evacuate' instance abc while it is in vm_state paused"
     )
-    assert invalid_state_message("evacuate", "abc", "host", None) == "Instance abc is in an invalid state for 'evacuate'"
+    assert (
+        invalid_state_message("evacuate", "abc", "host", None) == "Instance abc is in an invalid state for 'evacuate'"
+    )
 
 
 @pytest.mark.parametrize(
     ("labels", "expected"),
-    [(None, False), ({}, False), ({"hoststate.io/ha": "true"}, True), ({"hoststate.io/ha": "True"}, True),
-     ({"hoststate.io/ha": "false"}, False), ({"hoststate.io/ha": ""}, False), ({"ha": "true"}, False)],
-)  # fmt: skip
+    [
+        (None, False),
+        ({}, False),
+        ({"hoststate.io/ha": "true"}, True),
+        ({"hoststate.io/ha": "True"}, True),
+        ({"hoststate.io/ha": "false"}, False),
+        ({"hoststate.io/ha": ""}, False),
+        ({"ha": "true"}, False),
+    ],
+)
 def test_ha_label(labels, expected) -> None:
     assert rules.is_ha(labels) is expected
 
 
 # -- which host -------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("disabled", "forced_down", "up"), list(itertools.product([False, True], repeat=3))
-)
+@pytest.mark.parametrize(("disabled", "forced_down", "up"), list(itertools.product([False, True], repeat=3)))
 def test_only_enabled_up_not_forced_down_hosts_are_targets(disabled: bool, forced_down: bool, up: bool) -> None:
     candidate = host("b", disabled=disabled, forced_down=forced_down, up=up)
     expected = "b" if (not disabled and not forced_down and up) else None
@@ -174,9 +193,16 @@ def test_malformed_requests_are_ignored(raw: str) -> None:
 def test_status_record() -> None:
     status = replace_state(RECORD, state=rules.DONE, completed_time="t", message="m").status()
     assert status == {
-        "id": "e1", "sourceHost": "a", "targetHost": "b", "requestedTime": "2026-11-24T12:00:00Z",
-        "trigger": "api", "requestedBy": "ops", "state": "done", "completedTime": "t", "message": "m",
-    }  # fmt: skip
+        "id": "e1",
+        "sourceHost": "a",
+        "targetHost": "b",
+        "requestedTime": "2026-11-24T12:00:00Z",
+        "trigger": "api",
+        "requestedBy": "ops",
+        "state": "done",
+        "completedTime": "t",
+        "message": "m",
+    }
 
 
 @pytest.mark.parametrize(
@@ -210,9 +236,14 @@ def test_pending(status, pending: bool) -> None:
 )
 def test_progress(server_host, server_status, target_status, age, expected) -> None:
     state, message = rules.progress(
-        RECORD, server_host=server_host, server_host_status=server_status, target_host_status=target_status,
-        requested=NOW, now=NOW + timedelta(seconds=age), timeout=300,
-    )  # fmt: skip
+        RECORD,
+        server_host=server_host,
+        server_host_status=server_status,
+        target_host_status=target_status,
+        requested=NOW,
+        now=NOW + timedelta(seconds=age),
+        timeout=300,
+    )
     assert state == expected
     assert (message is None) == (state == rules.ACCEPTED)
 

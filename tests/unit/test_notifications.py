@@ -38,8 +38,16 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=UTC)
 
 
 def transition(**changes) -> ServerTransition:
-    fields = dict(namespace="tenant-a", name="web-1", uid="4f1c-uid", host="compute1", old="UP", new="DOWN",
-                  reason="ForcedDown", time=T0)  # fmt: skip
+    fields = dict(
+        namespace="tenant-a",
+        name="web-1",
+        uid="4f1c-uid",
+        host="compute1",
+        old="UP",
+        new="DOWN",
+        reason="ForcedDown",
+        time=T0,
+    )
     return ServerTransition(**{**fields, **changes})
 
 
@@ -56,10 +64,16 @@ def test_event_is_a_cloudevent_with_the_transition() -> None:
         "datacontenttype": "application/json",
     }
     assert event["data"] == {
-        "server_id": "4f1c-uid", "server_name": "web-1", "project_id": "tenant-a", "namespace": "tenant-a",
-        "host": "compute1", "old_host_status": "UP", "new_host_status": "DOWN", "reason": "ForcedDown",
+        "server_id": "4f1c-uid",
+        "server_name": "web-1",
+        "project_id": "tenant-a",
+        "namespace": "tenant-a",
+        "host": "compute1",
+        "old_host_status": "UP",
+        "new_host_status": "DOWN",
+        "reason": "ForcedDown",
         "time": "2026-03-01T12:00:00.250000Z",
-    }  # fmt: skip
+    }
     assert CONTENT_TYPE.startswith("application/cloudevents+json")
 
 
@@ -177,7 +191,9 @@ def test_spec_defaults_are_the_crds() -> None:
 
 
 def test_a_subscription_wants_only_its_namespace_its_statuses_and_its_labels() -> None:
-    spec = SubscriptionSpec.from_body(body(hostStatuses=["DOWN", "UNKNOWN"], serverSelector={"matchLabels": {"ha": "yes"}}))
+    spec = SubscriptionSpec.from_body(
+        body(hostStatuses=["DOWN", "UNKNOWN"], serverSelector={"matchLabels": {"ha": "yes"}})
+    )
     assert spec.wants("tenant-a", "DOWN", {"ha": "yes"})
     assert not spec.wants("tenant-b", "DOWN", {"ha": "yes"})  # the tenant boundary, whatever the labels
     assert not spec.wants("tenant-a", "UP", {"ha": "yes"})
@@ -193,8 +209,21 @@ def test_backoff_doubles_with_jitter_and_is_capped() -> None:
     assert backoff_delay(0, jitter=lambda: 1.0) == pytest.approx(0.6)
 
 
-@pytest.mark.parametrize(("status", "retry"), [(500, True), (502, True), (503, True), (429, True), (408, True),
-                                               (400, False), (401, False), (403, False), (404, False), (301, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("status", "retry"),
+    [
+        (500, True),
+        (502, True),
+        (503, True),
+        (429, True),
+        (408, True),
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (301, False),
+    ],
+)
 def test_what_is_retried(status: int, retry: bool) -> None:
     assert is_retryable(status) is retry
 

@@ -29,18 +29,26 @@ def test_first_status_sets_every_field_and_times() -> None:
     assert patch["observedGeneration"] == 1
     assert "forcedDownTime" not in patch
     assert patch["conditions"][0] | {"message": ""} == {
-        "type": "Up", "status": "True", "reason": "HeartbeatFresh", "message": "",
-        "lastTransitionTime": "2026-11-24T12:00:00Z", "observedGeneration": 1,
-    }  # fmt: skip
+        "type": "Up",
+        "status": "True",
+        "reason": "HeartbeatFresh",
+        "message": "",
+        "lastTransitionTime": "2026-11-24T12:00:00Z",
+        "observedGeneration": 1,
+    }
 
 
 def test_force_down_moves_times_and_sets_forced_down_time() -> None:
-    before = service_status_patch({}, view(), generation=1, forced_down=False, last_heartbeat=EARLIER, now=EARLIER)["status"]
+    before = service_status_patch({}, view(), generation=1, forced_down=False, last_heartbeat=EARLIER, now=EARLIER)[
+        "status"
+    ]
     after = service_status_patch(
         before, view(forced_down=True, up=False), generation=2, forced_down=True, last_heartbeat=EARLIER, now=NOW
     )["status"]
     assert after["state"] == "down" and after["hostStatus"] == "DOWN"
-    assert after["stateChangedTime"] == after["hostStatusChangedTime"] == after["forcedDownTime"] == "2026-11-24T12:00:00Z"
+    assert (
+        after["stateChangedTime"] == after["hostStatusChangedTime"] == after["forcedDownTime"] == "2026-11-24T12:00:00Z"
+    )
     assert (after["conditions"][0]["status"], after["conditions"][0]["reason"]) == ("False", "ForcedDown")
     assert after["conditions"][0]["lastTransitionTime"] == "2026-11-24T12:00:00Z"
 
@@ -49,8 +57,12 @@ def test_force_down_moves_times_and_sets_forced_down_time() -> None:
 
 
 def test_a_spec_change_without_transition_keeps_the_times() -> None:
-    before = service_status_patch({}, view(), generation=1, forced_down=False, last_heartbeat=EARLIER, now=EARLIER)["status"]
-    after = service_status_patch(before, view(), generation=2, forced_down=False, last_heartbeat=EARLIER, now=NOW)["status"]
+    before = service_status_patch({}, view(), generation=1, forced_down=False, last_heartbeat=EARLIER, now=EARLIER)[
+        "status"
+    ]
+    after = service_status_patch(before, view(), generation=2, forced_down=False, last_heartbeat=EARLIER, now=NOW)[
+        "status"
+    ]
     assert "stateChangedTime" not in after and "hostStatusChangedTime" not in after
     assert after["conditions"][0]["lastTransitionTime"] == "2026-11-24T11:55:00Z"
     assert after["observedGeneration"] == 2
@@ -58,9 +70,15 @@ def test_a_spec_change_without_transition_keeps_the_times() -> None:
 
 @pytest.mark.parametrize(
     ("change", "current"),
-    [({}, True), ({"state": "down"}, False), ({"hostStatus": "DOWN"}, False), ({"serviceStatus": "disabled"}, False),
-     ({"observedGeneration": 1}, False), ({"forcedDownTime": "2026-11-24T12:00:00Z"}, False)],
-)  # fmt: skip
+    [
+        ({}, True),
+        ({"state": "down"}, False),
+        ({"hostStatus": "DOWN"}, False),
+        ({"serviceStatus": "disabled"}, False),
+        ({"observedGeneration": 1}, False),
+        ({"forcedDownTime": "2026-11-24T12:00:00Z"}, False),
+    ],
+)
 def test_service_status_is_current(change: dict, current: bool) -> None:
     status = {"state": "up", "serviceStatus": "enabled", "hostStatus": "UP", "observedGeneration": 2, **change}
     assert service_status_is_current(status, view(), 2, forced_down=False) is current
@@ -74,10 +92,15 @@ def test_server_status_patch() -> None:
 
 def service_body(name: str, host: str, binary: str = "nova-compute", rv: str = "10", **spec) -> dict:
     return {
-        "metadata": {"name": name, "uid": f"uid-{name}", "generation": 1, "resourceVersion": rv,
-                     "creationTimestamp": "2026-11-24T11:00:00Z"},
+        "metadata": {
+            "name": name,
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "resourceVersion": rv,
+            "creationTimestamp": "2026-11-24T11:00:00Z",
+        },
         "spec": {"host": host, "binary": binary, **spec},
-    }  # fmt: skip
+    }
 
 
 def test_service_index_by_host_only_for_compute() -> None:
@@ -99,12 +122,16 @@ def test_service_without_heartbeat_counts_from_creation() -> None:
     assert index.facts(record, created + timedelta(seconds=60), 60).up
     assert not index.facts(record, created + timedelta(seconds=61), 60).up
     index.heartbeats["c1.nova-compute"] = NOW
-    assert index.facts(record, NOW + timedelta(seconds=30), 60) == ServiceFacts(forced_down=False, disabled=False, up=True)
+    assert index.facts(record, NOW + timedelta(seconds=30), 60) == ServiceFacts(
+        forced_down=False, disabled=False, up=True
+    )
 
 
 def server_body(name: str, host: str, rv: str, host_status: str | None = None) -> dict:
-    body = {"metadata": {"namespace": "t", "name": name, "uid": name, "generation": 1, "resourceVersion": rv},
-            "spec": {"host": host}}  # fmt: skip
+    body = {
+        "metadata": {"namespace": "t", "name": name, "uid": name, "generation": 1, "resourceVersion": rv},
+        "spec": {"host": host},
+    }
     if host_status is not None:
         body["status"] = {"hostStatus": host_status}
     return body
@@ -125,7 +152,9 @@ def test_server_index_moves_and_ignores_stale_events() -> None:
     assert index.by_key == {} and index.hosts() == []
 
 
-@pytest.mark.parametrize(("incoming", "known", "stale"), [(5, 6, True), (6, 6, False), (7, 6, False), (None, 6, False), (5, None, False)])
+@pytest.mark.parametrize(
+    ("incoming", "known", "stale"), [(5, 6, True), (6, 6, False), (7, 6, False), (None, 6, False), (5, None, False)]
+)
 def test_is_stale(incoming, known, stale) -> None:
     assert is_stale(incoming, known) is stale
 

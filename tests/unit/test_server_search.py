@@ -111,12 +111,16 @@ def test_scope() -> None:
 def test_sort_parameters() -> None:
     assert parse({}).sort == (("created_at", "desc"), ("uuid", "desc"))
     assert parse({"sort_key": ["display_name", "host"], "sort_dir": ["asc"]}, admin=True).sort == (
-        ("display_name", "asc"), ("host", "asc"), ("created_at", "asc"), ("uuid", "asc"),
-    )  # fmt: skip
+        ("display_name", "asc"),
+        ("host", "asc"),
+        ("created_at", "asc"),
+        ("uuid", "asc"),
+    )
     assert parse({"sort_key": ["instance_type_id"]}).sort[0] == ("instance_type", "desc")
     assert parse({"sort_key": ["vcpus", "uuid"], "sort_dir": ["asc", "desc"]}, "2.74").sort == (
-        ("uuid", "desc"), ("created_at", "desc"),
-    )  # fmt: skip
+        ("uuid", "desc"),
+        ("created_at", "desc"),
+    )
     with pytest.raises(HTTPForbidden, match="Only administrators can sort servers by node"):
         parse({"sort_key": ["node"]})
     with pytest.raises(HTTPBadRequest, match="Sort direction size exceeds sort key size"):
@@ -135,8 +139,16 @@ def test_sorting_puts_null_first_when_ascending() -> None:
 def test_every_parameter_of_the_schema_is_handled(version: str) -> None:
     """Each key Nova's schema accepts either filters, sorts or is refused with Nova's 400;
     keys outside it are dropped (before 2.75 Nova strips them)."""
-    values = {"changes-since": "2026-01-01T00:00:00Z", "changes-before": "2026-01-01T00:00:00Z", "limit": "1",
-              "locked": "false", "all_tenants": "true", "deleted": "false", "sort_dir": "asc", "status": "ACTIVE"}  # fmt: skip
+    values = {
+        "changes-since": "2026-01-01T00:00:00Z",
+        "changes-before": "2026-01-01T00:00:00Z",
+        "limit": "1",
+        "locked": "false",
+        "all_tenants": "true",
+        "deleted": "false",
+        "sort_dir": "asc",
+        "status": "ACTIVE",
+    }
     servers = [server("vm")]
     schema = search.schemas.query_params(APIVersion.parse(version))
     for key in [*schema["properties"], "not-in-the-schema"]:

@@ -129,9 +129,13 @@ class DevCluster:
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.log_file(name), "ab")  # noqa: SIM115 - closed when the process is reaped
         proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent, start_new_session=True,
-        )  # fmt: skip
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
+        )
         log.close()
         self.processes[name] = proc
         return proc
@@ -220,7 +224,9 @@ class DevCluster:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "hoststate", "cluster": {"server": self.server, "certificate-authority-data": ca_data}}],
+            "clusters": [
+                {"name": "hoststate", "cluster": {"server": self.server, "certificate-authority-data": ca_data}}
+            ],
             "users": [{"name": ADMIN_USER, "user": {"token": self.admin_token}}],
             "contexts": [{"name": "hoststate", "context": {"cluster": "hoststate", "user": ADMIN_USER}}],
             "current-context": "hoststate",

@@ -46,9 +46,12 @@ class HoststateProcess:
             # Dies with its parent (PR_SET_PDEATHSIG): nothing is orphaned if the parent is killed.
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hoststate.cli", *self.args],
-                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,
-            )  # fmt: skip
+            )
         return self
 
     @property

@@ -140,13 +140,18 @@ def run() -> int:
         children.start("operator", "operator", f"--lease-namespace={LEASE_NAMESPACE}")
         children.start("facade", "facade", f"--port={facade_port}", f"--lease-namespace={LEASE_NAMESPACE}")
         for binary, hosts in sample_services().items():
-            children.start(f"agent-{binary}", "agent", f"--binary={binary}", f"--lease-namespace={LEASE_NAMESPACE}",
-                           *(f"--host={host}" for host in hosts))  # fmt: skip
+            children.start(
+                f"agent-{binary}",
+                "agent",
+                f"--binary={binary}",
+                f"--lease-namespace={LEASE_NAMESPACE}",
+                *(f"--host={host}" for host in hosts),
+            )
         print(
             "\nhoststate is running. In another shell:\n"
             f"  source {RUN_DIR / 'env'}\n"
             "  kubectl get srv -A -w\n"
-            "  kubectl patch computeservice compute1.nova-compute --type merge -p '{\"spec\":{\"forcedDown\":true}}'\n"
+            '  kubectl patch computeservice compute1.nova-compute --type merge -p \'{"spec":{"forcedDown":true}}\'\n'
             f"  openstack compute service list --long    # the Nova facade at {facade_url}\n"
             "Ctrl-C stops everything."
         )

@@ -48,7 +48,9 @@ class FacadeConfig:
             "lease_namespace": env.get("HOSTSTATE_LEASE_NAMESPACE", cls.lease_namespace),
             "service_down_time": float(env.get("HOSTSTATE_SERVICE_DOWN_TIME", cls.service_down_time)),
             "report_interval": float(env.get("HOSTSTATE_REPORT_INTERVAL", cls.report_interval)),
-            "policy_file": Path(env["HOSTSTATE_FACADE_POLICY_FILE"]) if env.get("HOSTSTATE_FACADE_POLICY_FILE") else None,
+            "policy_file": Path(env["HOSTSTATE_FACADE_POLICY_FILE"])
+            if env.get("HOSTSTATE_FACADE_POLICY_FILE")
+            else None,
             "public_url": env.get("HOSTSTATE_FACADE_PUBLIC_URL", ""),
             "metrics_port": int(env.get("HOSTSTATE_FACADE_METRICS_PORT", cls.metrics_port)),
         }
@@ -106,7 +108,10 @@ def create_app(
     app[PUBLIC_URL] = config.public_url
     app[STATE] = state
     add_routes(
-        app, ServiceController(state, policy, kube), ServerController(state, policy), ServerActionController(state, policy, kube)
+        app,
+        ServiceController(state, policy, kube),
+        ServerController(state, policy),
+        ServerActionController(state, policy, kube),
     )
 
     async def cache(app: web.Application) -> AsyncIterator[None]:

@@ -37,7 +37,9 @@ class NovaError(Exception):
 # Default messages are webob's explanations, which Nova returns when it gives none.
 class HTTPBadRequest(NovaError):
     code = 400
-    default_message = "The server could not comply with the request since it is either malformed or otherwise incorrect."
+    default_message = (
+        "The server could not comply with the request since it is either malformed or otherwise incorrect."
+    )
 
 
 class HTTPUnauthorized(NovaError):

@@ -76,11 +76,20 @@ class PolicyEngine:
         key = ("context_is_admin", user_id, project_id, tuple(roles))
         return self._decide(key, lambda: self.enforcer.enforce("context_is_admin", {}, creds))
 
-    def can(self, context: RequestContext, action: str, target: dict[str, Any] | None = None, *, fatal: bool = True) -> bool:
+    def can(
+        self, context: RequestContext, action: str, target: dict[str, Any] | None = None, *, fatal: bool = True
+    ) -> bool:
         """Nova's context.can: the target defaults to the caller's project and user."""
         if target is None:
             target = {"project_id": context.project_id, "user_id": context.user_id}
-        key = (action, tuple(sorted(target.items())), context.user_id, context.project_id, context.roles, context.is_admin)
+        key = (
+            action,
+            tuple(sorted(target.items())),
+            context.user_id,
+            context.project_id,
+            context.roles,
+            context.is_admin,
+        )
         allowed = self._decide(key, lambda: self.enforcer.authorize(action, target, self._creds(context)))
         if not allowed and fatal:
             raise policy_not_authorized(action)

@@ -34,10 +34,24 @@ USER_OPTIONS_BY_VERSION = (
     ("2.26", schemas.TAG_FILTERS),
     ("2.66", ("changes-before",)),
     ("2.73", ("locked",)),
-    ("2.83", ("availability_zone", "config_drive", "key_name", "created_at", "launched_at", "terminated_at",
-              "power_state", "task_state", "vm_state", "progress", "user_id")),
+    (
+        "2.83",
+        (
+            "availability_zone",
+            "config_drive",
+            "key_name",
+            "created_at",
+            "launched_at",
+            "terminated_at",
+            "power_state",
+            "task_state",
+            "vm_state",
+            "progress",
+            "user_id",
+        ),
+    ),
     ("2.90", ("hostname",)),
-)  # fmt: skip
+)
 PAGING_SORTING = ("sort_key", "sort_dir", "limit", "marker")
 ADMIN_ONLY_SORT_KEYS = ("host", "node")
 DEFAULT_SORT_KEYS = ("created_at", "uuid")  # Nova's created_at, then its database id
@@ -49,9 +63,21 @@ COLUMN_OF_OPTION = {"image": "image_ref", "name": "display_name", "tenant_id": "
 EXACT = frozenset({"project_id", "user_id", "image_ref", "vm_state", "instance_type", "uuid", "host", "task_state"})
 # Options handled apart from the column filters (or, like `description`, not a column: ignored).
 NOT_COLUMNS = frozenset(
-    {"status", "all_tenants", "deleted", "soft_deleted", "changes-since", "changes-before", "locked", "ip", "ip6",
-     "description", *schemas.TAG_FILTERS, *PAGING_SORTING}
-)  # fmt: skip
+    {
+        "status",
+        "all_tenants",
+        "deleted",
+        "soft_deleted",
+        "changes-since",
+        "changes-before",
+        "locked",
+        "ip",
+        "ip6",
+        "description",
+        *schemas.TAG_FILTERS,
+        *PAGING_SORTING,
+    }
+)
 
 
 def _created(server: Obj) -> datetime | None:
@@ -100,11 +126,19 @@ def columns(zone_of: ZoneOf) -> dict[str, Callable[[Obj], Any]]:
         "launched_at": _launched,
         "updated_at": views.last_update,
         **dict.fromkeys(
-            ("kernel_id", "ramdisk_id", "root_device_name", "access_ip_v4", "access_ip_v6", "locked_by",
-             "display_description", "terminated_at"),
+            (
+                "kernel_id",
+                "ramdisk_id",
+                "root_device_name",
+                "access_ip_v4",
+                "access_ip_v6",
+                "locked_by",
+                "display_description",
+                "terminated_at",
+            ),
             lambda s: None,
         ),
-    }  # fmt: skip
+    }
 
 
 def _column_text(value: Any) -> str | None:

@@ -30,9 +30,7 @@ def validate_body(schema: dict[str, Any], body: Any) -> None:
         _validator(schema).validate(body)
     except jsonschema.ValidationError as error:
         if error.path:
-            detail = (
-                f"Invalid input for field/attribute {error.path.pop()}. Value: {error.instance}. {error.message}"
-            )
+            detail = f"Invalid input for field/attribute {error.path.pop()}. Value: {error.instance}. {error.message}"
         else:
             detail = error.message
         raise HTTPBadRequest(detail) from None
@@ -44,8 +42,7 @@ def validate_query(schema: dict[str, Any], query: dict[str, list[str]]) -> None:
     except jsonschema.ValidationError as error:
         if error.path:
             detail = (
-                f"Invalid input for query parameters {error.path.popleft()}. "
-                f"Value: {error.instance}. {error.message}"
+                f"Invalid input for query parameters {error.path.popleft()}. Value: {error.instance}. {error.message}"
             )
         else:
             detail = error.message

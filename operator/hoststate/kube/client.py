@@ -100,7 +100,9 @@ class KubeClient:
         """
         info = self.info
         if self._bare_session is None:
-            bare = kopf.ConnectionInfo(server=info.server, ca_path=info.ca_path, ca_data=info.ca_data, insecure=info.insecure)
+            bare = kopf.ConnectionInfo(
+                server=info.server, ca_path=info.ca_path, ca_data=info.ca_data, insecure=info.insecure
+            )
             self._bare_session = aiohttp.ClientSession(
                 base_url=info.server.rstrip("/") + "/",
                 connector=aiohttp.TCPConnector(limit=16, ssl=bare.as_ssl_context()),
@@ -186,9 +188,7 @@ class KubeClient:
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
         return await self.request("GET", resource.path(namespace, name))
 
-    async def list(
-        self, resource: Resource, namespace: str | None = None, **params: str
-    ) -> dict[str, Any]:
+    async def list(self, resource: Resource, namespace: str | None = None, **params: str) -> dict[str, Any]:
         return await self.request("GET", resource.path(namespace), params=params or None, timeout=120)
 
     async def create(self, resource: Resource, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
@@ -240,7 +240,9 @@ class KubeClient:
             if response.status >= 400:
                 if response.status == 401:
                     self.refresh_credentials()  # the caller's retry uses the new token
-                raise ApiError(response.status, await response.json(content_type=None), "WATCH", resource.path(namespace))
+                raise ApiError(
+                    response.status, await response.json(content_type=None), "WATCH", resource.path(namespace)
+                )
             async for line in response.content:
                 if not line.strip():
                     continue

@@ -257,8 +257,12 @@ class Channel:
             if not outcome.retryable or retry >= self.spec.max_retries:
                 logger.warning(
                     "subscription %s/%s: event %s given up after %d attempts: %s",
-                    self.spec.namespace, self.spec.name, pending.event_id, retry + 1, outcome.error,
-                )  # fmt: skip
+                    self.spec.namespace,
+                    self.spec.name,
+                    pending.event_id,
+                    retry + 1,
+                    outcome.error,
+                )
                 metrics.notifications.labels(result="failed").inc()
                 self.state.gave_up()
                 self.writer.mark(urgent=True)  # a lost event is worth telling at once

@@ -43,7 +43,12 @@ class _Entry:
 
 class SigningKeys:
     def __init__(
-        self, client: KubeClient, *, ttl: float = 30.0, negative_ttl: float = 5.0, clock: Callable[[], float] | None = None
+        self,
+        client: KubeClient,
+        *,
+        ttl: float = 30.0,
+        negative_ttl: float = 5.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.client = client
         self.ttl = ttl
@@ -73,7 +78,8 @@ class SigningKeys:
             raise SigningKeyError("SecretKeyMissing", f"Secret {name} key {key!r} is not base64: {error}") from None
         if len(value) < MIN_KEY_BYTES:
             raise SigningKeyError(
-                "SigningKeyTooShort", f"Secret {name} key {key!r} has {len(value)} bytes; at least {MIN_KEY_BYTES} needed"
+                "SigningKeyTooShort",
+                f"Secret {name} key {key!r} has {len(value)} bytes; at least {MIN_KEY_BYTES} needed",
             )
         return value
 

@@ -55,7 +55,9 @@ class DeliveryState:
         for c in status.get("conditions") or []:
             since = _time(c.get("lastTransitionTime"))
             if c.get("type") and since is not None:
-                state.conditions[c["type"]] = Condition(c.get("status", "Unknown"), c.get("reason", ""), c.get("message", ""), since)
+                state.conditions[c["type"]] = Condition(
+                    c.get("status", "Unknown"), c.get("reason", ""), c.get("message", ""), since
+                )
         return state
 
     def set_condition(self, type_: str, status: str, reason: str, message: str, now: datetime) -> bool:

@@ -38,41 +38,82 @@ class OperatorConfig:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = OperatorConfig()
-    parser.add_argument("--service-down-time", type=float, default=float(_env("SERVICE_DOWN_TIME", str(d.service_down_time))),
-                        help="seconds without heartbeat before a service is down (Nova's service_down_time)")  # fmt: skip
-    parser.add_argument("--report-interval", type=float, default=float(_env("REPORT_INTERVAL", str(d.report_interval))),
-                        help="the agents' heartbeat interval; a down time <= it becomes 2.5x it, as in Nova")  # fmt: skip
-    parser.add_argument("--fanout-concurrency", type=int, default=int(_env("FANOUT_CONCURRENCY", str(d.fanout_concurrency))),
-                        help="status patches in flight at once")  # fmt: skip
-    parser.add_argument("--namespace", dest="namespaces", action="append",
-                        default=[n for n in _env("NAMESPACES", "").split(",") if n],
-                        help="watch Servers only in this namespace (repeatable; default: all)")  # fmt: skip
-    parser.add_argument("--resync-period", type=float, default=float(_env("RESYNC_PERIOD", str(d.resync_period))),
-                        help="seconds between level-based resyncs of everything")  # fmt: skip
-    parser.add_argument("--lease-namespace", default=_env("LEASE_NAMESPACE", d.lease_namespace),
-                        help="namespace of the heartbeat Leases")  # fmt: skip
+    parser.add_argument(
+        "--service-down-time",
+        type=float,
+        default=float(_env("SERVICE_DOWN_TIME", str(d.service_down_time))),
+        help="seconds without heartbeat before a service is down (Nova's service_down_time)",
+    )
+    parser.add_argument(
+        "--report-interval",
+        type=float,
+        default=float(_env("REPORT_INTERVAL", str(d.report_interval))),
+        help="the agents' heartbeat interval; a down time <= it becomes 2.5x it, as in Nova",
+    )
+    parser.add_argument(
+        "--fanout-concurrency",
+        type=int,
+        default=int(_env("FANOUT_CONCURRENCY", str(d.fanout_concurrency))),
+        help="status patches in flight at once",
+    )
+    parser.add_argument(
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        default=[n for n in _env("NAMESPACES", "").split(",") if n],
+        help="watch Servers only in this namespace (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--resync-period",
+        type=float,
+        default=float(_env("RESYNC_PERIOD", str(d.resync_period))),
+        help="seconds between level-based resyncs of everything",
+    )
+    parser.add_argument(
+        "--lease-namespace",
+        default=_env("LEASE_NAMESPACE", d.lease_namespace),
+        help="namespace of the heartbeat Leases",
+    )
     parser.add_argument("--log-format", choices=["text", "json"], default=_env("LOG_FORMAT", d.log_format))
-    parser.add_argument("--metrics-port", type=int, default=int(_env("METRICS_PORT", str(d.metrics_port))),
-                        help="port of /metrics and /healthz (0: off)")  # fmt: skip
-    parser.add_argument("--evacuation-concurrency", type=int,
-                        default=int(_env("EVACUATION_CONCURRENCY", str(d.evacuation_concurrency))),
-                        help="automatic evacuations in flight at once (0: no automatic evacuation)")  # fmt: skip
-    parser.add_argument("--evacuation-storm-threshold", type=float,
-                        default=float(_env("EVACUATION_STORM_THRESHOLD", str(d.evacuation_storm_threshold))),
-                        help="stop automatic evacuation when more than this share of nova-compute hosts is down")  # fmt: skip
-    parser.add_argument("--evacuation-storm-scope", choices=["zone", "global"],
-                        default=_env("EVACUATION_STORM_SCOPE", d.evacuation_storm_scope),
-                        help="count that share per availability zone (default) or over all hosts")  # fmt: skip
-    parser.add_argument("--evacuation-timeout", type=float,
-                        default=float(_env("EVACUATION_TIMEOUT", str(d.evacuation_timeout))),
-                        help="seconds before an evacuation not UP on its target is marked failed")  # fmt: skip
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(_env("METRICS_PORT", str(d.metrics_port))),
+        help="port of /metrics and /healthz (0: off)",
+    )
+    parser.add_argument(
+        "--evacuation-concurrency",
+        type=int,
+        default=int(_env("EVACUATION_CONCURRENCY", str(d.evacuation_concurrency))),
+        help="automatic evacuations in flight at once (0: no automatic evacuation)",
+    )
+    parser.add_argument(
+        "--evacuation-storm-threshold",
+        type=float,
+        default=float(_env("EVACUATION_STORM_THRESHOLD", str(d.evacuation_storm_threshold))),
+        help="stop automatic evacuation when more than this share of nova-compute hosts is down",
+    )
+    parser.add_argument(
+        "--evacuation-storm-scope",
+        choices=["zone", "global"],
+        default=_env("EVACUATION_STORM_SCOPE", d.evacuation_storm_scope),
+        help="count that share per availability zone (default) or over all hosts",
+    )
+    parser.add_argument(
+        "--evacuation-timeout",
+        type=float,
+        default=float(_env("EVACUATION_TIMEOUT", str(d.evacuation_timeout))),
+        help="seconds before an evacuation not UP on its target is marked failed",
+    )
 
 
 def from_arguments(args: argparse.Namespace) -> OperatorConfig:
     if args.service_down_time <= 0 or args.report_interval <= 0 or args.fanout_concurrency < 1:
         raise SystemExit("--service-down-time, --report-interval and --fanout-concurrency must be positive")
     if args.evacuation_concurrency < 0 or not 0 <= args.evacuation_storm_threshold <= 1 or args.evacuation_timeout <= 0:
-        raise SystemExit("--evacuation-concurrency >= 0, --evacuation-storm-threshold in [0, 1], --evacuation-timeout > 0")
+        raise SystemExit(
+            "--evacuation-concurrency >= 0, --evacuation-storm-threshold in [0, 1], --evacuation-timeout > 0"
+        )
     return OperatorConfig(
         service_down_time=args.service_down_time,
         report_interval=args.report_interval,

@@ -238,9 +238,12 @@ class Evacuator:
     async def _write_record(self, tracked: Tracked, record: rules.EvacuationRecord) -> None:
         try:
             answer = await self.client.patch(
-                SERVERS, tracked.key[1], {"status": {"evacuation": record.status()}},
-                namespace=tracked.key[0], subresource="status",
-            )  # fmt: skip
+                SERVERS,
+                tracked.key[1],
+                {"status": {"evacuation": record.status()}},
+                namespace=tracked.key[0],
+                subresource="status",
+            )
         except ApiError as error:
             if error.status == 404:
                 self.tracked.pop(tracked.key, None)
@@ -275,9 +278,11 @@ class Evacuator:
             invalid = rules.invalid_state(tracked.vm_state, tracked.task_state)
             if invalid is not None:
                 self._warn_once(
-                    ("state", *tracked.key, tracked.host), tracked.ref, "EvacuationSkipped",
+                    ("state", *tracked.key, tracked.host),
+                    tracked.ref,
+                    "EvacuationSkipped",
                     f"not evacuated from forced-down host {tracked.host}: {invalid.attr} is {invalid.state}",
-                )  # fmt: skip
+                )
                 continue
             waiting[tracked.host].append(tracked)
 
@@ -315,16 +320,18 @@ class Evacuator:
                     forced_down=r.forced_down,
                     up=up[r.host],
                     servers=len(self.reconciler.servers.by_host.get(r.host, ())) + extra[r.host],
-                )  # fmt: skip
+                )
                 for r in computes
             ]
             targets = rules.plan_targets(len(servers), host, source.zone, candidates)
             if len(targets) < len(servers):
                 self._warn_once(
-                    ("notarget", host), _service_ref(source), "EvacuationNoTarget",
+                    ("notarget", host),
+                    _service_ref(source),
+                    "EvacuationNoTarget",
                     f"{len(servers) - len(targets)} HA servers on forced-down host {host} wait: no enabled, "
                     "up host to evacuate them to",
-                )  # fmt: skip
+                )
             else:
                 self._warned.discard(("notarget", host))
             for tracked, target in zip(servers, targets, strict=False):

@@ -62,7 +62,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     for item in (await client.list(COMPUTE_SERVICES)).get("items", []):
         reconciler.service_seen(item)
     # Subscriptions before servers too: the transitions of the first Server events are notified.
-    memo.notifier = notifier = Notifier(client, metrics, partial(_server_labels, reconciler), namespaces=config.namespaces)
+    memo.notifier = notifier = Notifier(
+        client, metrics, partial(_server_labels, reconciler), namespaces=config.namespaces
+    )
     reconciler.transition_listeners.append(notifier.on_transition)
     memo.tasks += notifier.start()
     await notifier.wait_synced(timeout=5)
@@ -76,8 +78,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         )
     logger.info(
         "hoststate operator started: down time %gs, fan-out concurrency %d, leases in %s",
-        config.down_time, config.fanout_concurrency, config.lease_namespace,
-    )  # fmt: skip
+        config.down_time,
+        config.fanout_concurrency,
+        config.lease_namespace,
+    )
 
 
 def _server_labels(reconciler: Reconciler, namespace: str, name: str) -> dict[str, str] | None:
@@ -124,4 +128,3 @@ async def compute_service_event(event: kopf.RawEvent, body: kopf.Body, memo: kop
     else:
         memo.reconciler.service_seen(body)
         memo.evacuator.service_seen(body)
-

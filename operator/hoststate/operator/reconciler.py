@@ -203,20 +203,25 @@ class Reconciler:
     def _record_service_transition(self, record: ServiceRecord, before: dict[str, Any], view: Any) -> None:
         ref = ObjectRef(API, "ComputeService", record.name, record.uid)
         if before.get("state") != view.state:
-            cause = "forced down" if record.forced_down else (
-                "heartbeat fresh" if view.state == "up" else f"no heartbeat for {self.config.down_time:g}s"
-            )  # fmt: skip
+            cause = (
+                "forced down"
+                if record.forced_down
+                else ("heartbeat fresh" if view.state == "up" else f"no heartbeat for {self.config.down_time:g}s")
+            )
             logger.info("service %s is %s (%s)", record.name, view.state, cause)
             self.events.record(
-                ref, "ServiceUp" if view.state == "up" else "ServiceDown",
-                f"service {record.name} is {view.state}: {cause}", warning=view.state == "down",
-            )  # fmt: skip
+                ref,
+                "ServiceUp" if view.state == "up" else "ServiceDown",
+                f"service {record.name} is {view.state}: {cause}",
+                warning=view.state == "down",
+            )
         if before.get("hostStatus") != view.host_status.value:
             self.events.record(
-                ref, "HostStatusChanged",
+                ref,
+                "HostStatusChanged",
                 f"host {record.host} is {view.host_status.value or 'unset'} (was {before.get('hostStatus') or 'unset'})",
                 warning=view.host_status in (HostStatus.DOWN, HostStatus.UNKNOWN),
-            )  # fmt: skip
+            )
 
     # -- Servers --------------------------------------------------------------------------
     def server_seen(self, body: dict[str, Any]) -> None:
@@ -260,9 +265,12 @@ class Reconciler:
             started = asyncio.get_running_loop().time()
             try:
                 answer = await self.client.patch(
-                    SERVERS, key[1], server_status_patch(desired, record.generation, self.clock()),
-                    namespace=key[0], subresource="status",
-                )  # fmt: skip
+                    SERVERS,
+                    key[1],
+                    server_status_patch(desired, record.generation, self.clock()),
+                    namespace=key[0],
+                    subresource="status",
+                )
             except ApiError as error:
                 if error.status == 404:
                     self.servers.remove(key)
@@ -284,15 +292,18 @@ class Reconciler:
         if record.host and desired == HostStatus.NONE and self.services.compute_service(record.host) is None:
             logger.warning("server %s/%s is on host %r, which has no nova-compute service", *record.key, record.host)
             self.events.record(
-                ref, "UnknownHost", f"host {record.host} has no nova-compute ComputeService; host status unset",
+                ref,
+                "UnknownHost",
+                f"host {record.host} has no nova-compute ComputeService; host status unset",
                 warning=True,
-            )  # fmt: skip
+            )
             return
         self.events.record(
-            ref, "HostStatusChanged",
+            ref,
+            "HostStatusChanged",
             f"host {record.host or '(none)'} is {desired or 'unset'} (was {previous or 'unset'})",
             warning=desired in (HostStatus.DOWN, HostStatus.UNKNOWN),
-        )  # fmt: skip
+        )
 
     # -- level-based repair -------------------------------------------------------------------
     def resync(self) -> None:
@@ -309,4 +320,3 @@ class Reconciler:
         for name in list(self._timers):
             self._cancel_timer(name)
         await self._jobs.cancel()
-

@@ -116,7 +116,9 @@ def slim_server(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
     return {
         # labels: for the notifications' server selectors.
-        "metadata": {key: meta.get(key) for key in ("name", "namespace", "uid", "generation", "resourceVersion", "labels")},
+        "metadata": {
+            key: meta.get(key) for key in ("name", "namespace", "uid", "generation", "resourceVersion", "labels")
+        },
         "spec": {"host": (obj.get("spec") or {}).get("host", "")},
         "status": {"hostStatus": (obj.get("status") or {}).get("hostStatus")},
     }

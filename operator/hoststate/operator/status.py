@@ -9,9 +9,7 @@ from ..domain.hoststatus import ServiceView
 from ..kubetime import kube_time
 
 
-def service_status_is_current(
-    status: dict[str, Any], view: ServiceView, generation: int, forced_down: bool
-) -> bool:
+def service_status_is_current(status: dict[str, Any], view: ServiceView, generation: int, forced_down: bool) -> bool:
     return (
         status.get("state") == view.state
         and status.get("serviceStatus") == view.service_status

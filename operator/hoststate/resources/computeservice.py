@@ -82,7 +82,6 @@ class ComputeServiceSpec(KubeModel):
     )
 
 
-
 class ComputeServiceStatus(KubeModel):
     """What the operator observed: liveness from heartbeats and the host status servers get."""
 

@@ -21,10 +21,25 @@ from .subscription import HostStatusSubscription
 
 # Keywords a structural CRD schema accepts from JSON Schema (others are dropped).
 _KEPT_KEYWORDS = {
-    "type", "description", "default", "enum", "format", "pattern", "minLength", "maxLength",
-    "minimum", "maximum", "minItems", "maxItems", "minProperties", "maxProperties",
-    "required", "properties", "items", "additionalProperties",
-}  # fmt: skip
+    "type",
+    "description",
+    "default",
+    "enum",
+    "format",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "required",
+    "properties",
+    "items",
+    "additionalProperties",
+}
 
 
 @dataclass(frozen=True)

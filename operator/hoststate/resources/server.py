@@ -62,7 +62,10 @@ class ServerSpec(KubeModel):
     user_id: str | None = Field(default=None, max_length=255, description="Id of the user who owns the server.")
     vm_state: VmState = Field(default="active", description="Nova's vm_state (active, stopped, error, ...).")
     power_state: int = Field(
-        default=1, ge=0, le=7, description="Nova's power_state: 0 NOSTATE, 1 RUNNING, 3 PAUSED, 4 SHUTDOWN, 6 CRASHED, 7 SUSPENDED."
+        default=1,
+        ge=0,
+        le=7,
+        description="Nova's power_state: 0 NOSTATE, 1 RUNNING, 3 PAUSED, 4 SHUTDOWN, 6 CRASHED, 7 SUSPENDED.",
     )
     task_state: str | None = Field(default=None, max_length=255, description="Nova's task_state; absent when idle.")
     availability_zone: str | None = Field(default=None, max_length=255, description="Availability zone of the server.")

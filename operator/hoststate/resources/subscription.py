@@ -70,9 +70,7 @@ class LabelSelectorRequirement(KubeModel):
     key: str = Field(
         min_length=1, max_length=317, pattern=LABEL_KEY_PATTERN, description="The label key the requirement applies to."
     )
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
-        description="In, NotIn, Exists or DoesNotExist."
-    )
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(description="In, NotIn, Exists or DoesNotExist.")
     values: list[LabelValue] | None = Field(
         default=None,
         max_length=64,
@@ -143,7 +141,7 @@ class HostStatusSubscriptionSpec(KubeModel):
         max_length=5,
         description=(
             "Notify only when a Server's new hostStatus is one of these (UP, UNKNOWN, DOWN, MAINTENANCE, "
-            "and \"\" for no host status); default: all of them."
+            'and "" for no host status); default: all of them.'
         ),
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
@@ -177,7 +175,9 @@ class HostStatusSubscriptionStatus(KubeModel):
     consecutive_failures: int | None = Field(
         default=None, ge=0, description="Failed attempts since the last success (0 when healthy)."
     )
-    delivered: int | None = Field(default=None, ge=0, description="Events delivered since the subscription was created.")
+    delivered: int | None = Field(
+        default=None, ge=0, description="Events delivered since the subscription was created."
+    )
     failed: int | None = Field(
         default=None, ge=0, description="Events given up (retries exhausted, refused by the receiver, or queue full)."
     )

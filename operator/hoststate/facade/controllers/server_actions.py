@@ -148,9 +148,14 @@ class ServerActionController:
         )
         await self._move(ctx, server, record)
         log.info(
-            "evacuating server %s/%s from %s to %s (%s) for %s", project_id, server["metadata"]["name"], source,
-            target, "given" if host else "chosen: enabled, up, fewest servers, same zone first", ctx.user_id,
-        )  # fmt: skip
+            "evacuating server %s/%s from %s to %s (%s) for %s",
+            project_id,
+            server["metadata"]["name"],
+            source,
+            target,
+            "given" if host else "chosen: enabled, up, fewest servers, same zone first",
+            ctx.user_id,
+        )
         if not requested.at_least("2.14"):
             # CONF.api.enable_instance_password defaults to True.
             return json_response({"adminPass": password})
@@ -176,7 +181,7 @@ class ServerActionController:
                 forced_down=s.forced_down,
                 up=s.up,
                 servers=self.state.servers_on_host(s.host),
-            )  # fmt: skip
+            )
             for s in self.state.all_services()
             if s.binary == COMPUTE_BINARY
         ]

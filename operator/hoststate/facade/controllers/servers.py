@@ -88,9 +88,13 @@ class ServerController:
         host = server.get("spec", {}).get("host", "")
         api_version = version(request)
         body = self.rendered.body(
-            server, links=links(request), version=api_version, extended=visibility.extended_attributes,
-            zone=self.state.zone_of_host(host) if host else None, show=show,
-        )  # fmt: skip
+            server,
+            links=links(request),
+            version=api_version,
+            extended=visibility.extended_attributes,
+            zone=self.state.zone_of_host(host) if host else None,
+            show=show,
+        )
         if host not in statuses:
             statuses[host] = self.state.host_status_of_host(host)
         return views.with_host_status(body, api_version, visibility, statuses[host])
@@ -102,18 +106,28 @@ class ServerController:
         query = {key: request.query.getall(key) for key in request.query}
         validate_query(schemas.query_params(api_version), query)
         found = search.parse(
-            query, api_version, allow_all_filters=self.policy.can(ctx, SERVERS % "allow_all_filters", fatal=False),
-            is_admin=ctx.is_admin, project_id=ctx.project_id, user_id=ctx.user_id,
-        )  # fmt: skip
+            query,
+            api_version,
+            allow_all_filters=self.policy.can(ctx, SERVERS % "allow_all_filters", fatal=False),
+            is_admin=ctx.is_admin,
+            project_id=ctx.project_id,
+            user_id=ctx.user_id,
+        )
         if found.all_tenants:
             self.policy.can(ctx, SERVERS % ("detail:get_all_tenants" if is_detail else "index:get_all_tenants"))
         visibility = self._visibility(ctx, ctx.project_id) if is_detail else None
         # Everything the answer depends on but the time (host statuses, checked on a hit).
         scope = found.project_id or ""
         cache_key = (
-            scope, self.state.server_generations[scope], self.state.service_generation,
-            is_detail, api_version, links(request), visibility, found,
-        )  # fmt: skip
+            scope,
+            self.state.server_generations[scope],
+            self.state.service_generation,
+            is_detail,
+            api_version,
+            links(request),
+            visibility,
+            found,
+        )
         if (cached := self.responses.get(cache_key, self.state.host_status_of_host)) is not None:
             return web.Response(body=cached, content_type="application/json")
         if found.project_id:

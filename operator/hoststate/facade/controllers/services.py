@@ -94,7 +94,9 @@ class ServiceController:
         await self._update_by_host_and_binary(ctx, payload["host"], payload["binary"], {"forcedDown": forced_down})
         return views.forced_down(payload["host"], payload["binary"], forced_down)
 
-    async def _update_by_host_and_binary(self, ctx: RequestContext, host: str, binary: str, spec: dict[str, Any]) -> None:
+    async def _update_by_host_and_binary(
+        self, ctx: RequestContext, host: str, binary: str, spec: dict[str, Any]
+    ) -> None:
         if binary != COMPUTE_BINARY:
             raise HTTPBadRequest(
                 f"Updating a {binary} service is not supported. Only nova-compute services can be updated."
@@ -155,8 +157,7 @@ class ServiceController:
             raise HTTPNotFound(f"Service {service_id} not found.")
         if service.binary == COMPUTE_BINARY and self.state.servers_on_host(service.host):
             raise HTTPConflict(
-                "Unable to delete compute service that is hosting instances. "
-                "Migrate or delete the instances first."
+                "Unable to delete compute service that is hosting instances. Migrate or delete the instances first."
             )
         await self._as_caller(ctx).delete(COMPUTE_SERVICES, service.name)
         await self.state.services.wait_for(service.obj, deleted=True)

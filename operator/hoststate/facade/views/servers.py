@@ -22,7 +22,12 @@ from .formats import isotime, nova_datetime
 Obj = dict[str, Any]
 
 # nova/api/openstack/common.py: _STATE_MAP and status_from_state.
-_RESIZE = {"resize_prep": "RESIZE", "resize_migrating": "RESIZE", "resize_migrated": "RESIZE", "resize_finish": "RESIZE"}
+_RESIZE = {
+    "resize_prep": "RESIZE",
+    "resize_migrating": "RESIZE",
+    "resize_migrated": "RESIZE",
+    "resize_finish": "RESIZE",
+}
 _REBUILD = {"rebuilding": "REBUILD", "rebuild_block_device_mapping": "REBUILD", "rebuild_spawning": "REBUILD"}
 STATE_MAP: dict[str, dict[str, str]] = {
     "active": {
@@ -138,9 +143,14 @@ def _flavor(spec: Obj, links: Links, version: APIVersion) -> Obj:
     if version.at_least("2.47"):
         # The Server resource names its flavor but does not embed its sizes: they are 0 here.
         return {
-            "vcpus": 0, "ram": 0, "disk": 0, "ephemeral": 0, "swap": 0,
-            "original_name": flavor_id, "extra_specs": {},
-        }  # fmt: skip
+            "vcpus": 0,
+            "ram": 0,
+            "disk": 0,
+            "ephemeral": 0,
+            "swap": 0,
+            "original_name": flavor_id,
+            "extra_specs": {},
+        }
     return {"id": flavor_id, "links": links.bookmark("flavors", flavor_id)}
 
 
@@ -258,9 +268,14 @@ class RenderedServers:
         if cached is not None and cached[0] == key:
             return cached[1]
         rendered = detail(
-            server, links=links, version=version, visibility=Visibility(extended, None),
-            host_status=HostStatus.NONE, zone=zone, show_server_groups=show,
-        )  # fmt: skip
+            server,
+            links=links,
+            version=version,
+            visibility=Visibility(extended, None),
+            host_status=HostStatus.NONE,
+            zone=zone,
+            show_server_groups=show,
+        )
         text = json.dumps(rendered)
         self._bodies[meta["uid"]] = (key, text)
         return text
