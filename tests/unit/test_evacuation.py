@@ -12,7 +12,7 @@ import pytest
 from hoststate.domain import evacuation as rules
 from hoststate.domain.evacuation import Candidate
 from hoststate.facade.api_version import APIVersion
-from hoststate.facade.controllers.server_actions import force_up_refused_message, invalid_state_message
+from hoststate.facade.common import force_up_refused_message, invalid_state_message
 from hoststate.facade.faults import HTTPBadRequest
 from hoststate.facade.schemas import evacuate as schemas
 from hoststate.facade.validation import validate_body

@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from oslo_utils import strutils, uuidutils
+from oslo_utils import strutils
 
 from ...domain import evacuation as rules
 from ...domain.hoststatus import COMPUTE_BINARY
 from ...kube import SERVERS, ApiError, KubeClient
 from ...kube.client import MERGE_PATCH
 from ...kubetime import kube_time
+from ..common import get_instance, invalid_state_message
 from ..context import RequestContext
 from ..faults import HTTPBadRequest, HTTPConflict, HTTPNotFound
 from ..policies import EVACUATE
@@ -40,39 +41,6 @@ PASSWORD_SYMBOLS = [c for c in string.ascii_letters + string.digits if c not in 
 
 def generate_password(length: int = PASSWORD_LENGTH) -> str:
     return "".join(secrets.choice(PASSWORD_SYMBOLS) for _ in range(length))
-
-
-def invalid_state_message(action: str, server_id: str, attr: str, state: str | None) -> str:
-    """nova.api.openstack.common.raise_http_conflict_for_instance_invalid_state."""
-    if state is not None:
-        return f"Cannot '{action}' instance {server_id} while it is in {attr} {state}"
-    return f"Instance {server_id} is in an invalid state for '{action}'"
-
-
-def pending_evacuations_from(state: ClusterState, host: str) -> list[str]:
-    """Servers (namespace/name) evacuated from `host` whose evacuation is not confirmed (done)."""
-    pending = []
-    for server in state.all_servers():
-        request = rules.parse_request(server["metadata"].get("annotations"))
-        if request is None or request.source_host != host:
-            continue
-        if rules.is_pending(request, (server.get("status") or {}).get("evacuation")):
-            pending.append(f"{server['metadata']['namespace']}/{server['metadata']['name']}")
-    return sorted(pending)
-
-
-def force_up_refused_message(host: str, pending: list[str]) -> str:
-    """Nova refuses force-up while `done` evacuation migrations of the host remain (bug 1922053):
-    "Unable to force up host %(host)s as `done` evacuation migration records remain associated with
-    the host. Ensure the compute service has been restarted, allowing these records to move to
-    `completed` before retrying this request." Here `done` means confirmed, so the wording names
-    this project's states."""
-    shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
-    return (
-        f"Unable to force up host {host} as evacuations from the host are not yet confirmed "
-        f"({shown}). Ensure the evacuated servers are UP on their new hosts (status.evacuation.state "
-        "`done`) before retrying this request."
-    )
 
 
 class ServerActionController:
@@ -99,7 +67,7 @@ class ServerActionController:
         validate_body(schemas.for_version(requested), payload)
         ctx = context(request)
         server_id = request.match_info["server_id"]
-        server = self._get_instance(ctx, server_id)
+        server = get_instance(self.state, ctx, server_id)
         spec = server.get("spec") or {}
         project_id = server["metadata"]["namespace"]
         self.policy.can(ctx, EVACUATE, target={"user_id": spec.get("userId"), "project_id": project_id})
@@ -194,13 +162,6 @@ class ServerActionController:
         if target is None:
             raise HTTPBadRequest("No valid host was found. There are not enough hosts available.")
         return target
-
-    def _get_instance(self, ctx: RequestContext, server_id: str) -> dict[str, Any]:
-        """Nova's get_instance: other projects' servers do not exist for non-admins."""
-        server = self.state.server_by_uid(server_id.lower()) if uuidutils.is_uuid_like(server_id) else None
-        if server is None or (not ctx.is_admin and server["metadata"]["namespace"] != ctx.project_id):
-            raise HTTPNotFound(f"Instance {server_id} could not be found.")
-        return server
 
     async def _move(self, ctx: RequestContext, server: dict[str, Any], record: rules.EvacuationRecord) -> None:
         """One merge patch with the caller's token, conditional on the version the checks saw.

@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
-from oslo_utils import uuidutils
 
 from ...domain import HostStatus
 from .. import search
+from ..common import get_instance
 from ..context import RequestContext
-from ..faults import HTTPBadRequest, HTTPNotFound
+from ..faults import HTTPBadRequest
 from ..policies import EXTENDED_SERVER_ATTRIBUTES, SERVERS
 from ..policy import PolicyEngine
 from ..schemas import servers as schemas
@@ -47,7 +47,7 @@ class ServerController:
     async def show(self, request: web.Request) -> web.Response:
         ctx = context(request)
         server_id = request.match_info["server_id"]
-        server = self._get_instance(ctx, server_id)
+        server = get_instance(self.state, ctx, server_id)
         project_id = server["metadata"]["namespace"]
         self.policy.can(ctx, SERVERS % "show", target={"project_id": project_id})
         visibility = self._visibility(ctx, project_id)
@@ -55,13 +55,6 @@ class ServerController:
         return web.Response(text=f'{{"server": {body}}}', content_type="application/json")
 
     # -- helpers ----------------------------------------------------------------------------
-    def _get_instance(self, ctx: RequestContext, server_id: str) -> dict[str, Any]:
-        """Nova's instance_get_by_uuid with project_only: other projects' servers do not exist."""
-        server = self.state.server_by_uid(server_id.lower()) if uuidutils.is_uuid_like(server_id) else None
-        if server is None or (not ctx.is_admin and server["metadata"]["namespace"] != ctx.project_id):
-            raise HTTPNotFound(f"Instance {server_id} could not be found.")
-        return server
-
     def _visibility(self, ctx: RequestContext, project_id: str | None) -> views.Visibility:
         target = {"project_id": project_id}
         extended = self.policy.can(ctx, EXTENDED_SERVER_ATTRIBUTES, target=target, fatal=False)

@@ -12,6 +12,7 @@ from oslo_utils import strutils, uuidutils
 from ...domain.hoststatus import COMPUTE_BINARY
 from ...kube import COMPUTE_SERVICES, KubeClient
 from ...kube.client import MERGE_PATCH
+from ..common import force_up_refused_message, pending_evacuations_from
 from ..context import RequestContext
 from ..faults import HTTPBadRequest, HTTPConflict, HTTPNotFound
 from ..policies import SERVICES
@@ -21,7 +22,6 @@ from ..state import ClusterState, ServiceState
 from ..validation import validate_body, validate_query
 from ..views import services as views
 from ..wsgi import body, context, json_response, no_content, version
-from .server_actions import force_up_refused_message, pending_evacuations_from
 
 # The API services are not RPC services and never heartbeat; Nova leaves them out (bug 1543625).
 API_SERVICES = ("nova-osapi_compute", "nova-metadata")

@@ -1,0 +1,53 @@
+"""Helpers the facade's controllers share (as nova/api/openstack/common.py is for Nova's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_utils import uuidutils
+
+from ..domain import evacuation as rules
+from .context import RequestContext
+from .faults import HTTPNotFound
+from .state import ClusterState
+
+
+def get_instance(state: ClusterState, ctx: RequestContext, server_id: str) -> dict[str, Any]:
+    """Nova's get_instance (instance_get_by_uuid with project_only): other projects' servers do not exist."""
+    server = state.server_by_uid(server_id.lower()) if uuidutils.is_uuid_like(server_id) else None
+    if server is None or (not ctx.is_admin and server["metadata"]["namespace"] != ctx.project_id):
+        raise HTTPNotFound(f"Instance {server_id} could not be found.")
+    return server
+
+
+def invalid_state_message(action: str, server_id: str, attr: str, state: str | None) -> str:
+    """nova.api.openstack.common.raise_http_conflict_for_instance_invalid_state."""
+    if state is not None:
+        return f"Cannot '{action}' instance {server_id} while it is in {attr} {state}"
+    return f"Instance {server_id} is in an invalid state for '{action}'"
+
+
+def pending_evacuations_from(state: ClusterState, host: str) -> list[str]:
+    """Servers (namespace/name) evacuated from `host` whose evacuation is not confirmed (done)."""
+    pending = []
+    for server in state.all_servers():
+        request = rules.parse_request(server["metadata"].get("annotations"))
+        if request is None or request.source_host != host:
+            continue
+        if rules.is_pending(request, (server.get("status") or {}).get("evacuation")):
+            pending.append(f"{server['metadata']['namespace']}/{server['metadata']['name']}")
+    return sorted(pending)
+
+
+def force_up_refused_message(host: str, pending: list[str]) -> str:
+    """Nova refuses force-up while `done` evacuation migrations of the host remain (bug 1922053):
+    "Unable to force up host %(host)s as `done` evacuation migration records remain associated with
+    the host. Ensure the compute service has been restarted, allowing these records to move to
+    `completed` before retrying this request." Here `done` means confirmed, so the wording names
+    this project's states."""
+    shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
+    return (
+        f"Unable to force up host {host} as evacuations from the host are not yet confirmed "
+        f"({shown}). Ensure the evacuated servers are UP on their new hosts (status.evacuation.state "
+        "`done`) before retrying this request."
+    )
