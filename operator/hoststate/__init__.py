@@ -2,3 +2,4 @@
 
 API_GROUP = "hoststate.io"
 API_VERSION = "v1alpha1"
+API_GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"  # apiVersion of the custom resources

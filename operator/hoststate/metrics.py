@@ -16,6 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .domain.hoststatus import HOST_STATUSES
+
 if TYPE_CHECKING:
     from .operator.reconciler import Reconciler
 
@@ -25,7 +27,6 @@ FANOUT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 1
 NOTIFICATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SERVICE_LABELS = ("host", "binary", "zone")
-HOST_STATUSES = ("UP", "UNKNOWN", "DOWN", "MAINTENANCE", "")
 
 
 class OperatorMetrics:

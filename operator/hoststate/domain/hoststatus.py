@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 COMPUTE_BINARY = "nova-compute"
+DEFAULT_ZONE = "nova"  # Nova's default_availability_zone
 
 
 class HostStatus(StrEnum):
@@ -19,6 +20,10 @@ class HostStatus(StrEnum):
     DOWN = "DOWN"
     MAINTENANCE = "MAINTENANCE"
     NONE = ""
+
+
+# Every host_status value, as plain strings: the CRD enums, the metrics' label values, subscription defaults.
+HOST_STATUSES: tuple[str, ...] = tuple(status.value for status in HostStatus)
 
 
 @dataclass(frozen=True, slots=True)

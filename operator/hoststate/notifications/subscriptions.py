@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..resources.subscription import ALL_HOST_STATUSES
+from ..domain.hoststatus import HOST_STATUSES
 from .selector import selector_matches
 
 SubscriptionKey = tuple[str, str]  # (namespace, name)
@@ -43,7 +43,7 @@ class SubscriptionSpec:
             generation=int(meta.get("generation") or 0),
             url=str(spec.get("url", "")),
             selector=spec.get("serverSelector") or None,
-            host_statuses=frozenset(ALL_HOST_STATUSES if statuses is None else statuses),
+            host_statuses=frozenset(HOST_STATUSES if statuses is None else statuses),
             secret_name=str(ref.get("name", "")),
             secret_key=str(ref.get("key", "key")),
             max_retries=max(0, min(10, int(spec.get("maxRetries", 5)))),

@@ -8,11 +8,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from ..domain.hoststatus import HOST_STATUSES
+
 # Nova's host name rule (nova/api/validation/parameter_types.py: `hostname`).
 NOVA_HOST_PATTERN = r"^[a-zA-Z0-9-._]*$"
 NOVA_HOST_MAX_LENGTH = 255
 
-HostStatusValue = Literal["", "UP", "UNKNOWN", "DOWN", "MAINTENANCE"]
+HostStatusValue = Literal[HOST_STATUSES]  # the values of domain.HostStatus
 
 
 class KubeModel(BaseModel):

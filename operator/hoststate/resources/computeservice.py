@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
+from ..domain.hoststatus import COMPUTE_BINARY, DEFAULT_ZONE
 from .common import (
     CONDITIONS_FIELD,
     NOVA_HOST_MAX_LENGTH,
@@ -16,9 +17,6 @@ from .common import (
     KubeModel,
     cel,
 )
-
-DEFAULT_BINARY = "nova-compute"
-DEFAULT_ZONE = "nova"
 
 
 class ComputeServiceSpec(KubeModel):
@@ -47,7 +45,7 @@ class ComputeServiceSpec(KubeModel):
         json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "host is immutable")]},
     )
     binary: str = Field(
-        default=DEFAULT_BINARY,
+        default=COMPUTE_BINARY,
         min_length=1,
         max_length=63,
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
@@ -128,6 +126,6 @@ NAME_RULE = cel(
 )
 
 
-def service_name(host: str, binary: str = DEFAULT_BINARY) -> str:
+def service_name(host: str, binary: str = COMPUTE_BINARY) -> str:
     """The ComputeService (and Lease) name of (host, binary): what NAME_RULE demands."""
     return f"{host.lower().replace('_', '-')}.{binary}"

@@ -8,9 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
+from ..domain.hoststatus import HOST_STATUSES
 from .common import CONDITIONS_FIELD, Condition, HostStatusValue, KubeModel, cel
-
-ALL_HOST_STATUSES: list[HostStatusValue] = ["UP", "UNKNOWN", "DOWN", "MAINTENANCE", ""]
 
 URL_MAX_LENGTH = 1024
 # Scheme, then an authority without user info ('@': credentials do not belong in a spec that
@@ -136,7 +135,7 @@ class HostStatusSubscriptionSpec(KubeModel):
         description="Only Servers whose labels match; absent or empty: every Server of the namespace.",
     )
     host_statuses: list[HostStatusValue] = Field(
-        default=ALL_HOST_STATUSES,
+        default=list(HOST_STATUSES),
         min_length=1,
         max_length=5,
         description=(
