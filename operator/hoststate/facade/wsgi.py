@@ -29,7 +29,7 @@ from .faults import (
     HTTPUnsupportedMediaType,
     NovaError,
 )
-from .views.servers import Links
+from .links import Links
 
 log = logging.getLogger(__name__)
 

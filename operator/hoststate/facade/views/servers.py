@@ -16,6 +16,7 @@ from typing import Any
 from ...domain import HostStatus
 from ...kubetime import parse_kube_time as parse_time
 from ..api_version import APIVersion
+from ..links import Links
 from ..state import legacy_service_id
 from .formats import isotime, nova_datetime
 
@@ -61,30 +62,6 @@ PROGRESS_STATUSES = {"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "M
 def status_from_state(vm_state: str, task_state: str | None) -> str:
     task_map = STATE_MAP.get(vm_state, {"default": "UNKNOWN"})
     return task_map.get(task_state or "default", task_map["default"])
-
-
-@dataclass(frozen=True, slots=True)
-class Links:
-    """Where links point: the endpoint's root and the project id if the request URL had one."""
-
-    root: str  # e.g. http://127.0.0.1:8774
-    project_id: str = ""
-
-    def _join(self, *parts: str) -> str:
-        return "/".join(p for p in parts if p)
-
-    def self_and_bookmark(self, collection: str, identifier: str) -> list[Obj]:
-        return [
-            {"href": self._join(self.root, "v2.1", self.project_id, collection, identifier), "rel": "self"},
-            {"href": self._join(self.root, self.project_id, collection, identifier), "rel": "bookmark"},
-        ]
-
-    def bookmark(self, collection: str, identifier: str) -> list[Obj]:
-        return [{"href": self._join(self.root, self.project_id, collection, identifier), "rel": "bookmark"}]
-
-    def collection(self, collection: str, **query: str) -> str:
-        url = self._join(self.root, "v2.1", self.project_id, collection)
-        return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
 
 
 @dataclass(frozen=True, slots=True)
