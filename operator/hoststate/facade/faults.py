@@ -81,11 +81,6 @@ class HTTPInternalServerError(NovaError):
     code = 500
 
 
-class HTTPServiceUnavailable(NovaError):
-    code = 503
-    default_message = "The server is currently unavailable. Please try again at a later time."
-
-
 def policy_not_authorized(action: str) -> HTTPForbidden:
     # nova.exception.PolicyNotAuthorized
     return HTTPForbidden(f"Policy doesn't allow {action} to be performed.")

@@ -186,9 +186,6 @@ class ClusterState:
         obj = self._service_by_legacy_id.get(legacy_id)
         return self.evaluate(obj) if obj else None
 
-    def host_has_services(self, host: str) -> bool:
-        return any(h == host for h, _ in self._service_by_host_binary)
-
     def servers_on_host(self, host: str) -> int:
         return self._servers_per_host.get(host, 0)
 
