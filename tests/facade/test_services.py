@@ -7,7 +7,7 @@ import uuid
 import pytest
 from kubernetes import client as k8s
 
-from hoststate.facade.state import legacy_service_id
+from hoststate.facade.cache import integer_id
 
 from .conftest import RunningFacade, Users, World, create_server, create_service, get_service, http
 
@@ -19,7 +19,7 @@ def services_url(facade: RunningFacade, tail: str = "") -> str:
 def test_list_filters_and_id_types(facade: RunningFacade, users: Users, world: World) -> None:
     old = http(services_url(facade, f"?host={world.host}"), token=users.admin)
     (entry,) = old.body["services"]
-    assert entry["id"] == legacy_service_id(world.service_uuid) and "forced_down" not in entry
+    assert entry["id"] == integer_id(world.service_uuid) and "forced_down" not in entry
     assert entry["state"] == "up" and entry["status"] == "enabled" and entry["zone"] == "nova"
     v211 = http(services_url(facade, f"?host={world.host}&binary=nova-compute"), token=users.admin, version="2.11")
     assert v211.body["services"][0]["forced_down"] is False
@@ -243,7 +243,7 @@ def test_delete(
     )
     idle = create_service(custom, world.host + "-idle")
     facade.sync(idle)
-    legacy_id = legacy_service_id(idle["metadata"]["uid"])
+    legacy_id = integer_id(idle["metadata"]["uid"])
     assert http(services_url(facade, f"/{legacy_id}"), "DELETE", token=users.admin).status == 204
     with pytest.raises(k8s.ApiException) as gone:
         custom.get_cluster_custom_object("hoststate.io", "v1alpha1", "computeservices", idle["metadata"]["name"])

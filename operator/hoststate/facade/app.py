@@ -15,13 +15,13 @@ from ..kube import KubeClient
 from ..metrics import FacadeMetrics, serve_metrics
 from ..resources.lease import DEFAULT_LEASE_NAMESPACE
 from .auth import Authenticator
+from .cache import ClusterState
 from .controllers import versions
 from .controllers.server_actions import ServerActionController
 from .controllers.servers import ServerController
 from .controllers.services import ServiceController
 from .metrics import METRICS, metrics_middleware
 from .policy import PolicyEngine
-from .state import ClusterState
 from .wsgi import AUTHENTICATOR, PUBLIC_URL, Versioned, by_version, nova_middleware
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ from typing import Any
 from oslo_utils import uuidutils
 
 from ..domain import evacuation as rules
+from .cache import ClusterState
 from .context import RequestContext
 from .faults import HTTPNotFound
-from .state import ClusterState
 
 
 def get_instance(state: ClusterState, ctx: RequestContext, server_id: str) -> dict[str, Any]:

@@ -23,13 +23,13 @@ from ...domain.hoststatus import COMPUTE_BINARY
 from ...kube import SERVERS, ApiError, KubeClient
 from ...kube.client import MERGE_PATCH
 from ...kubetime import kube_time
+from ..cache import ClusterState
 from ..common import get_instance, invalid_state_message
 from ..context import RequestContext
 from ..faults import HTTPBadRequest, HTTPConflict, HTTPNotFound
 from ..policies import EVACUATE
 from ..policy import PolicyEngine
 from ..schemas import evacuate as schemas
-from ..state import ClusterState
 from ..validation import validate_body
 from ..wsgi import body, context, json_response, version
 

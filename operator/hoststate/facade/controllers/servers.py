@@ -12,13 +12,13 @@ from aiohttp import web
 
 from ...domain import HostStatus
 from .. import search
+from ..cache import ClusterState
 from ..common import get_instance
 from ..context import RequestContext
 from ..faults import HTTPBadRequest
 from ..policies import EXTENDED_SERVER_ATTRIBUTES, SERVERS
 from ..policy import PolicyEngine
 from ..schemas import servers as schemas
-from ..state import ClusterState
 from ..validation import validate_query
 from ..views import servers as views
 from ..wsgi import context, links, version

@@ -12,13 +12,13 @@ from oslo_utils import strutils, uuidutils
 from ...domain.hoststatus import COMPUTE_BINARY
 from ...kube import COMPUTE_SERVICES, KubeClient
 from ...kube.client import MERGE_PATCH
+from ..cache import ClusterState, ServiceState
 from ..common import force_up_refused_message, pending_evacuations_from
 from ..context import RequestContext
 from ..faults import HTTPBadRequest, HTTPConflict, HTTPNotFound
 from ..policies import SERVICES
 from ..policy import PolicyEngine
 from ..schemas import services as schemas
-from ..state import ClusterState, ServiceState
 from ..validation import validate_body, validate_query
 from ..views import services as views
 from ..wsgi import body, context, json_response, no_content, version

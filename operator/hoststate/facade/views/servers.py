@@ -16,8 +16,8 @@ from typing import Any
 from ...domain import HostStatus
 from ...kubetime import parse_kube_time as parse_time
 from ..api_version import APIVersion
+from ..cache import integer_id
 from ..links import Links
-from ..state import legacy_service_id
 from .formats import isotime, nova_datetime
 
 Obj = dict[str, Any]
@@ -92,6 +92,11 @@ def host_id(project_id: str, host: str) -> str:
     if not host:
         return ""
     return hashlib.sha224((project_id + host).encode()).hexdigest()
+
+
+def instance_name(uid: str) -> str:
+    """Nova's default instance_name_template, instance-%08x of the instance's integer id."""
+    return f"instance-{integer_id(uid) & 0xFFFFFFFF:08x}"
 
 
 def summary(server: Obj, links: Links) -> Obj:
@@ -182,7 +187,7 @@ def detail(
     if visibility.extended_attributes:
         body["OS-EXT-SRV-ATTR:host"] = host or None
         body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = host or None
-        body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{legacy_service_id(uid) & 0xFFFFFFFF:08x}"
+        body["OS-EXT-SRV-ATTR:instance_name"] = instance_name(uid)
         if version.at_least("2.3"):
             body["OS-EXT-SRV-ATTR:reservation_id"] = f"r-{uid[:8]}"
             body["OS-EXT-SRV-ATTR:launch_index"] = 0

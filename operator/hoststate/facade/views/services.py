@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api_version import APIVersion
-from ..state import ServiceState, legacy_service_id
+from ..cache import ServiceState, integer_id
 from .formats import nova_datetime
 
 UUID_FOR_ID = "2.53"
@@ -17,7 +17,7 @@ def service_detail(service: ServiceState, version: APIVersion) -> dict[str, Any]
     detail: dict[str, Any] = {
         "binary": service.binary,
         "host": service.host,
-        "id": service.uid if version.at_least(UUID_FOR_ID) else legacy_service_id(service.uid),
+        "id": service.uid if version.at_least(UUID_FOR_ID) else integer_id(service.uid),
         "zone": spec.get("zone", "nova"),
         "status": "disabled" if service.disabled else "enabled",
         "state": "up" if service.up else "down",

@@ -1,4 +1,4 @@
-"""The facade's own view of the cluster: informers on ComputeServices, Servers and heartbeat
+"""The facade's cache of the cluster: informers on ComputeServices, Servers and heartbeat
 Leases, and the indexes Nova's queries need. Reads never go to the API server; liveness and
 host_status are computed at read time with the domain rules, as Nova computes them.
 """
@@ -23,8 +23,9 @@ from ..resources.lease import DEFAULT_LEASE_NAMESPACE, lease_heartbeat
 Obj = dict[str, Any]
 
 
-def legacy_service_id(uid: str) -> int:
-    """The integer id Nova's os-services shows below 2.53: the first 52 bits of metadata.uid.
+def integer_id(uid: str) -> int:
+    """The integer id Nova's database would give the object (a service's id below 2.53, the number
+    in a server's instance name): the first 52 bits of its metadata.uid.
 
     Stable for the object's life, JSON-safe, and collisions are negligible at fleet sizes.
     """
@@ -73,6 +74,12 @@ class ServiceState:
 
 
 class ClusterState:
+    """What the facade knows of the cluster, kept current by watches: ComputeServices, Servers and
+    Leases as the informers hold them, indexed for Nova's look-ups (by host and binary, uid, integer
+    id, project), with generation counters the response caches key on. A service's liveness and a
+    server's host_status are computed at read time (`evaluate`, `host_status_of_host`), never stored.
+    """
+
     def __init__(
         self,
         kube: KubeClient,
@@ -129,12 +136,12 @@ class ClusterState:
             spec, uid = old.get("spec", {}), old["metadata"]["uid"]
             self._service_by_host_binary.pop((spec.get("host", ""), spec.get("binary", COMPUTE_BINARY)), None)
             self._service_by_uid.pop(uid, None)
-            self._service_by_legacy_id.pop(legacy_service_id(uid), None)
+            self._service_by_legacy_id.pop(integer_id(uid), None)
         if new is not None:
             spec, uid = new.get("spec", {}), new["metadata"]["uid"]
             self._service_by_host_binary[(spec.get("host", ""), spec.get("binary", COMPUTE_BINARY))] = new
             self._service_by_uid[uid] = new
-            self._service_by_legacy_id[legacy_service_id(uid)] = new
+            self._service_by_legacy_id[integer_id(uid)] = new
 
     def _index_server(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         self.server_generations[""] += 1
