@@ -1,4 +1,5 @@
-"""oslo.policy enforcement of Nova's rules, optionally overridden by a Nova-format policy file."""
+"""The policy engine (nova/policy.py): oslo.policy enforcement of the rules in facade/policies/,
+optionally overridden by a Nova-format policy file."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from ..cache import ClusterState
 from ..common import get_instance, invalid_state_message
 from ..context import RequestContext
 from ..faults import HTTPBadRequest, HTTPConflict, HTTPNotFound
-from ..policies import EVACUATE
+from ..policies.evacuate import EVACUATE
 from ..policy import PolicyEngine
 from ..schemas import evacuate as schemas
 from ..validation import validate_body

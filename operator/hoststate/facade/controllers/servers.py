@@ -16,7 +16,8 @@ from ..cache import ClusterState
 from ..common import get_instance
 from ..context import RequestContext
 from ..faults import HTTPBadRequest
-from ..policies import EXTENDED_SERVER_ATTRIBUTES, SERVERS
+from ..policies import servers as policies
+from ..policies.extended_server_attributes import EXTENDED_SERVER_ATTRIBUTES
 from ..policy import PolicyEngine
 from ..schemas import servers as schemas
 from ..validation import validate_query
@@ -49,7 +50,7 @@ class ServerController:
         server_id = request.match_info["server_id"]
         server = get_instance(self.state, ctx, server_id)
         project_id = server["metadata"]["namespace"]
-        self.policy.can(ctx, SERVERS % "show", target={"project_id": project_id})
+        self.policy.can(ctx, policies.SHOW, target={"project_id": project_id})
         visibility = self._visibility(ctx, project_id)
         body = self._detail(request, server, visibility, {}, show=True)
         return web.Response(text=f'{{"server": {body}}}', content_type="application/json")
@@ -59,9 +60,9 @@ class ServerController:
         target = {"project_id": project_id}
         extended = self.policy.can(ctx, EXTENDED_SERVER_ATTRIBUTES, target=target, fatal=False)
         # Nova's _get_host_status_unknown_only: all values, else only UNKNOWN, else none.
-        if self.policy.can(ctx, SERVERS % "show:host_status", target=target, fatal=False):
+        if self.policy.can(ctx, policies.SHOW_HOST_STATUS, target=target, fatal=False):
             unknown_only: bool | None = False
-        elif self.policy.can(ctx, SERVERS % "show:host_status:unknown-only", target=target, fatal=False):
+        elif self.policy.can(ctx, policies.SHOW_HOST_STATUS_UNKNOWN_ONLY, target=target, fatal=False):
             unknown_only = True
         else:
             unknown_only = None
@@ -94,20 +95,20 @@ class ServerController:
 
     async def _list(self, request: web.Request, *, is_detail: bool) -> web.Response:
         ctx = context(request)
-        self.policy.can(ctx, SERVERS % ("detail" if is_detail else "index"))
+        self.policy.can(ctx, policies.DETAIL if is_detail else policies.INDEX)
         api_version = version(request)
         query = {key: request.query.getall(key) for key in request.query}
         validate_query(schemas.query_params(api_version), query)
         found = search.parse(
             query,
             api_version,
-            allow_all_filters=self.policy.can(ctx, SERVERS % "allow_all_filters", fatal=False),
+            allow_all_filters=self.policy.can(ctx, policies.ALLOW_ALL_FILTERS, fatal=False),
             is_admin=ctx.is_admin,
             project_id=ctx.project_id,
             user_id=ctx.user_id,
         )
         if found.all_tenants:
-            self.policy.can(ctx, SERVERS % ("detail:get_all_tenants" if is_detail else "index:get_all_tenants"))
+            self.policy.can(ctx, policies.DETAIL_ALL_TENANTS if is_detail else policies.INDEX_ALL_TENANTS)
         visibility = self._visibility(ctx, ctx.project_id) if is_detail else None
         # Everything the answer depends on but the time (host statuses, checked on a hit).
         scope = found.project_id or ""

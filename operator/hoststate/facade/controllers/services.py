@@ -16,7 +16,7 @@ from ..cache import ClusterState, ServiceState
 from ..common import force_up_refused_message, pending_evacuations_from
 from ..context import RequestContext
 from ..faults import HTTPBadRequest, HTTPConflict, HTTPNotFound
-from ..policies import SERVICES
+from ..policies import services as policies
 from ..policy import PolicyEngine
 from ..schemas import services as schemas
 from ..validation import validate_body, validate_query
@@ -45,7 +45,7 @@ class ServiceController:
             schemas.index_query_schema_v275 if version(request).at_least("2.75") else schemas.index_query_schema
         )
         validate_query(query_schema, _query_lists(request))
-        self.policy.can(ctx, SERVICES % "list", target={})
+        self.policy.can(ctx, policies.LIST, target={})
         host = request.query.getall("host", [""])[-1]
         binary = request.query.getall("binary", [""])[-1]
         services = [s for s in self.state.all_services() if s.binary not in API_SERVICES]
@@ -61,7 +61,7 @@ class ServiceController:
         payload = body(request)
         validate_body(schemas.service_update_v211 if requested.at_least("2.11") else schemas.service_update, payload)
         ctx = context(request)
-        self.policy.can(ctx, SERVICES % "update", target={})
+        self.policy.can(ctx, policies.UPDATE, target={})
         actions = dict(self.actions)
         if requested.at_least("2.11"):
             actions["force-down"] = self._forced_down
@@ -115,7 +115,7 @@ class ServiceController:
         if not uuidutils.is_uuid_like(service_id):
             raise HTTPBadRequest(f"Invalid uuid {service_id}")
         ctx = context(request)
-        self.policy.can(ctx, SERVICES % "update", target={})
+        self.policy.can(ctx, policies.UPDATE, target={})
         service = self.state.service_by_uid(_canonical_uuid(service_id))
         if service is None:
             raise HTTPNotFound(f"Service {service_id} could not be found.")
@@ -141,7 +141,7 @@ class ServiceController:
     # -- DELETE /os-services/{id} -----------------------------------------------------------
     async def delete(self, request: web.Request) -> web.Response:
         ctx = context(request)
-        self.policy.can(ctx, SERVICES % "delete", target={})
+        self.policy.can(ctx, policies.DELETE, target={})
         service_id = request.match_info["id"]
         if version(request).at_least(views.UUID_FOR_ID):
             if not uuidutils.is_uuid_like(service_id):
