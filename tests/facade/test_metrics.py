@@ -20,7 +20,7 @@ from hoststate.devcluster import DevCluster, free_port
 from hoststate.devcluster.processes import HoststateProcess, wait_for
 from hoststate.facade.app import FacadeConfig
 from hoststate.facade.cli import add_arguments
-from hoststate.facade.metrics import METRICS
+from hoststate.facade.request_metrics import METRICS
 
 from .conftest import RunningFacade, Users, World, http, service_account_token
 

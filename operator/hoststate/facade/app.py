@@ -20,8 +20,8 @@ from .controllers import versions
 from .controllers.server_actions import ServerActionController
 from .controllers.servers import ServerController
 from .controllers.services import ServiceController
-from .metrics import METRICS, metrics_middleware
 from .policy import PolicyEngine
+from .request_metrics import METRICS, metrics_middleware
 from .wsgi import AUTHENTICATOR, PUBLIC_URL, Versioned, by_version, nova_middleware
 
 log = logging.getLogger(__name__)
