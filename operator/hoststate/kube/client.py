@@ -19,7 +19,6 @@ from .resources import Resource
 
 MERGE_PATCH = "application/merge-patch+json"
 TOO_MANY_REQUESTS_RETRIES = 5
-JSON_PATCH = "application/json-patch+json"
 
 
 class ApiError(Exception):

@@ -168,15 +168,6 @@ class StatusWriter:
                 backoff = min(backoff * 2, 30.0)
             self._last = loop.time()
 
-    async def flush_and_stop(self, timeout: float = 2.0) -> None:
-        """One last write if something is pending, then stop."""
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        if self._dirty.is_set():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._write(), timeout)
-
     async def stop(self) -> None:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -28,10 +28,8 @@ class Coalescer:
             return
         self._running[key] = asyncio.create_task(self._run(key, job), name=f"job-{key}")
 
-    def busy(self) -> int:
-        return len(self._running)
-
     async def drain(self) -> None:
+        """Until no job runs (tests wait for a burst to settle with it)."""
         while self._running:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
 

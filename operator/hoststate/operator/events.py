@@ -46,9 +46,6 @@ class EventRecorder:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def flush(self) -> None:
-        await self._queue.join()
-
     def record(self, ref: ObjectRef, reason: str, message: str, *, warning: bool = False) -> None:
         now = datetime.now(UTC)
         namespace = ref.namespace or CLUSTER_EVENTS_NAMESPACE

@@ -313,9 +313,6 @@ class Reconciler:
         for host in self.servers.hosts():
             self.request_fanout(host)
 
-    def pending_jobs(self) -> int:
-        return self._jobs.busy()
-
     async def stop(self) -> None:
         for name in list(self._timers):
             self._cancel_timer(name)

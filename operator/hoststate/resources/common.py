@@ -27,10 +27,6 @@ class KubeModel(BaseModel):
         use_attribute_docstrings=False,
     )
 
-    def to_kube(self) -> dict[str, Any]:
-        """The object as the API server stores it (aliases, no unset fields)."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
-
 
 def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
     """One `x-kubernetes-validations` entry."""
