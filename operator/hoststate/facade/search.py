@@ -222,8 +222,8 @@ class ServerSearch:
             tests.append(lambda s: column["locked"](s) == self.locked)
         if self.ip is not None or self.ip6 is not None:
             tests.append(_ip_test(self.ip, self.ip6))
-        found = [s for s in servers if all(test(s) for test in tests)]
-        return sort_servers(found, self.sort, column)
+        matching = [s for s in servers if all(test(s) for test in tests)]
+        return sort_servers(matching, self.sort, column)
 
 
 def _regex_match(pattern: re.Pattern[str], value: Any) -> bool:
@@ -279,10 +279,45 @@ def parse(
     user_id: str,
 ) -> ServerSearch:
     """servers.py _get_servers up to the compute API call. The query is already validated
-    against the version's schema: keys it does not know are dropped here, as Nova's validation
-    strips them before 2.75 (from 2.75 they were refused)."""
+    against the version's schema; each step below raises Nova's error for what it reads, in
+    Nova's order."""
+    query = _known_to_schema(query, version)
+    options = _search_options(query, version, allow_all_filters=allow_all_filters)
+    vm_states, task_states, no_status_matches = _status_filter(query, version)
+    changes_since, changes_before = _change_times(options)
+    all_tenants = _all_tenants(options, project_id)
+    locked = _bool_option(options["locked"], strict=True) if "locked" in options else None
+    exact, regex = _column_filters(options, all_tenants=all_tenants, vm_states=vm_states, task_states=task_states)
+    return ServerSearch(
+        all_tenants=all_tenants,
+        project_id=None if all_tenants else project_id,
+        user_id=None if all_tenants or project_id else user_id,
+        exact=exact,
+        regex=regex,
+        vm_states=vm_states,
+        task_states=task_states,
+        changes_since=changes_since,
+        changes_before=changes_before,
+        locked=locked,
+        ip=options.get("ip"),
+        ip6=options.get("ip6"),
+        nothing=no_status_matches or _finds_nothing(options),
+        sort=_sort_params(query, version, is_admin),
+        limit=int(query["limit"][-1]) if "limit" in query else None,
+        marker=query["marker"][-1] if "marker" in query else None,
+    )
+
+
+def _known_to_schema(query: Mapping[str, list[str]], version: APIVersion) -> dict[str, list[str]]:
+    """Keys the version's schema does not know are dropped, as Nova's validation strips them
+    before 2.75 (from 2.75 the schema refuses them); internal ones (`_...`) stay, to be refused."""
     known = schemas.query_params(version)["properties"]
-    query = {key: values for key, values in query.items() if key in known or key.startswith("_")}
+    return {key: values for key, values in query.items() if key in known or key.startswith("_")}
+
+
+def _search_options(query: Mapping[str, list[str]], version: APIVersion, *, allow_all_filters: bool) -> dict[str, str]:
+    """The filters the caller may use, each with its last value (_get_server_search_options);
+    filters on joined tables and internal attributes are a 400."""
     options = {key: values[-1] for key, values in query.items()}
     if allow_all_filters:
         for key in PAGING_SORTING:
@@ -293,80 +328,76 @@ def parse(
             if version.at_least(since):
                 allowed.update(names)
         options = {key: value for key, value in options.items() if key in allowed}
-
     for key in options:
         if key in schemas.JOINED_TABLE_QUERY_PARAMS or key.startswith("_"):
             raise HTTPBadRequest(f"Invalid filter field: {key}.")
+    return options
 
-    found: dict[str, Any] = {}
-    options.pop("status", None)
-    if "status" in query:
-        vm_states, task_states = task_and_vm_state_from_status(query["status"])
-        if not vm_states and not task_states:
-            if version.at_least("2.38"):
-                raise HTTPBadRequest("Invalid status value")
-            found["nothing"] = True
-        found["vm_states"] = tuple(vm_states)
-        if "default" not in task_states:
-            found["task_states"] = tuple(task_states)
 
-    if "changes-since" in options:
-        found["changes_since"] = _time_option("changes-since", options.pop("changes-since"))
-    if "changes-before" in options:
-        found["changes_before"] = _time_option("changes-before", options.pop("changes-before"))
-        since = found.get("changes_since")
-        if since is not None and since > found["changes_before"]:
-            raise HTTPBadRequest("The value of changes-since must be less than or equal to changes-before.")
-    if "deleted" in options and strutils.bool_from_string(options["deleted"], default=False):
-        found["nothing"] = True  # deleted servers only: the facade keeps none
+def _status_filter(
+    query: Mapping[str, list[str]], version: APIVersion
+) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None, bool]:
+    """The VM and task states `status` stands for (None: no filter), and whether it matches no
+    state at all (from 2.38 a 400; before it, an empty answer)."""
+    if "status" not in query:
+        return None, None, False
+    vm_states, task_states = task_and_vm_state_from_status(query["status"])
+    no_match = not vm_states and not task_states
+    if no_match and version.at_least("2.38"):
+        raise HTTPBadRequest("Invalid status value")
+    # A status whose task state is any ('default') filters on the VM state only.
+    return tuple(vm_states), None if "default" in task_states else tuple(task_states), no_match
 
-    # A tenant_id other than the caller's project means all tenants (unless all_tenants says otherwise).
-    if "tenant_id" in options and "all_tenants" not in options and project_id != options["tenant_id"]:
-        options["all_tenants"] = "1"
-    all_tenants = "all_tenants" in options and (
-        options["all_tenants"] == "" or _bool_option(options["all_tenants"], strict=True)
-    )
-    if "locked" in options:
-        found["locked"] = _bool_option(options["locked"], strict=True)
-    if not all_tenants:
-        options.pop("tenant_id", None)
-        options.pop("project_id", None)
-    for name in ("ip", "ip6"):
-        if name in options:
-            found[name] = options[name]
-    if "tags" in options or "tags-any" in options:
-        found["nothing"] = True  # servers carry no tags: none has them (and not-tags keeps all)
 
+def _change_times(options: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
+    since = _time_option("changes-since", options["changes-since"]) if "changes-since" in options else None
+    before = _time_option("changes-before", options["changes-before"]) if "changes-before" in options else None
+    if since is not None and before is not None and since > before:
+        raise HTTPBadRequest("The value of changes-since must be less than or equal to changes-before.")
+    return since, before
+
+
+def _all_tenants(options: Mapping[str, str], project_id: str | None) -> bool:
+    """all_tenants, given empty or as a boolean; a tenant_id other than the caller's project means
+    all tenants too, unless all_tenants says otherwise."""
+    if "all_tenants" in options:
+        return options["all_tenants"] == "" or _bool_option(options["all_tenants"], strict=True)
+    return "tenant_id" in options and project_id != options["tenant_id"]
+
+
+def _finds_nothing(options: Mapping[str, str]) -> bool:
+    """Searches the facade answers with an empty list without looking."""
+    # Deleted servers only: the facade keeps none.
+    deleted_only = "deleted" in options and strutils.bool_from_string(options["deleted"], default=False)
+    # Servers carry no tags: none has them (and not-tags keeps all).
+    return deleted_only or "tags" in options or "tags-any" in options
+
+
+def _column_filters(
+    options: Mapping[str, str],
+    *,
+    all_tenants: bool,
+    vm_states: tuple[str, ...] | None,
+    task_states: tuple[str, ...] | None,
+) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[tuple[str, str], ...]]:
+    """The options that filter a column: (column, accepted values) compared exactly, and
+    (column, pattern) as regular expressions."""
     exact: dict[str, tuple[str, ...]] = {}
     regex: dict[str, str] = {}
     for key, value in options.items():
-        if key in NOT_COLUMNS:
-            continue
+        if key in NOT_COLUMNS or (not all_tenants and key in ("tenant_id", "project_id")):
+            continue  # the project filters only apply across tenants; else the scope is the caller's
         name = COLUMN_OF_OPTION.get(key, key)
         if name in EXACT:
             exact[name] = (value,)
         else:
             regex[name] = value
     # status wins over vm_state and task_state: Nova sets them from it.
-    if "vm_states" in found:
+    if vm_states is not None:
         exact.pop("vm_state", None)
-    if "task_states" in found:
+    if task_states is not None:
         exact.pop("task_state", None)
-
-    sort = _sort_params(query, version, is_admin)
-    limit = int(query["limit"][-1]) if "limit" in query else None
-    marker = query["marker"][-1] if "marker" in query else None
-    return ServerSearch(
-        all_tenants=all_tenants,
-        project_id=None if all_tenants else project_id,
-        user_id=None if all_tenants or project_id else user_id,
-        exact=tuple(sorted(exact.items())),
-        regex=tuple(sorted(regex.items())),
-        sort=sort,
-        limit=limit,
-        marker=marker,
-        **found,
-    )
+    return tuple(sorted(exact.items())), tuple(sorted(regex.items()))
 
 
 def _sort_params(query: Mapping[str, list[str]], version: APIVersion, is_admin: bool) -> tuple[tuple[str, str], ...]:

@@ -99,7 +99,7 @@ class ServerController:
         api_version = version(request)
         query = {key: request.query.getall(key) for key in request.query}
         validate_query(schemas.query_params(api_version), query)
-        found = search.parse(
+        criteria = search.parse(  # the parsed query: filters, scope, sort, page
             query,
             api_version,
             allow_all_filters=self.policy.can(ctx, policies.ALLOW_ALL_FILTERS, fatal=False),
@@ -107,11 +107,11 @@ class ServerController:
             project_id=ctx.project_id,
             user_id=ctx.user_id,
         )
-        if found.all_tenants:
+        if criteria.all_tenants:
             self.policy.can(ctx, policies.DETAIL_ALL_TENANTS if is_detail else policies.INDEX_ALL_TENANTS)
         visibility = self._visibility(ctx, ctx.project_id) if is_detail else None
         # Everything the answer depends on but the time (host statuses, checked on a hit).
-        scope = found.project_id or ""
+        scope = criteria.project_id or ""
         cache_key = (
             scope,
             self.state.server_generations[scope],
@@ -120,17 +120,17 @@ class ServerController:
             api_version,
             links(request),
             visibility,
-            found,
+            criteria,
         )
         if (cached := self.responses.get(cache_key, self.state.host_status_of_host)) is not None:
             return web.Response(body=cached, content_type="application/json")
-        if found.project_id:
-            candidates: Iterable[dict[str, Any]] = self.state.servers_of_project(found.project_id)
-        elif found.user_id:  # Nova lists the user's own servers when the token has no project
-            candidates = (s for s in self.state.all_servers() if s.get("spec", {}).get("userId") == found.user_id)
+        if criteria.project_id:
+            candidates: Iterable[dict[str, Any]] = self.state.servers_of_project(criteria.project_id)
+        elif criteria.user_id:  # Nova lists the user's own servers when the token has no project
+            candidates = (s for s in self.state.all_servers() if s.get("spec", {}).get("userId") == criteria.user_id)
         else:
             candidates = self.state.all_servers()
-        servers, limit = _paginate(found.apply(candidates, self.state.zone_of_host), found)
+        servers, limit = _paginate(criteria.apply(candidates, self.state.zone_of_host), criteria)
 
         link_builder = links(request)
         statuses: dict[str, HostStatus] = {}
@@ -179,15 +179,15 @@ class ResponseCache:
             self._entries.popitem(last=False)
 
 
-def _paginate(servers: list[dict[str, Any]], found: search.ServerSearch) -> tuple[list[dict[str, Any]], int | None]:
-    if found.marker:
+def _paginate(servers: list[dict[str, Any]], criteria: search.ServerSearch) -> tuple[list[dict[str, Any]], int | None]:
+    if criteria.marker:
         ids = [views.server_id(s) for s in servers]
-        if found.marker not in ids:
-            raise HTTPBadRequest(f"Marker {found.marker} could not be found.")
-        servers = servers[ids.index(found.marker) + 1 :]
+        if criteria.marker not in ids:
+            raise HTTPBadRequest(f"Marker {criteria.marker} could not be found.")
+        servers = servers[ids.index(criteria.marker) + 1 :]
     limit = None
-    if found.limit is not None:
-        limit = min(found.limit, MAX_LIMIT)
+    if criteria.limit is not None:
+        limit = min(criteria.limit, MAX_LIMIT)
         servers = servers[:limit]
     elif len(servers) > MAX_LIMIT:
         limit = MAX_LIMIT
