@@ -5,73 +5,88 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from pathlib import Path
 
-from .resources.lease import DEFAULT_LEASE_NAMESPACE
+from .agent import config as agent_config
+from .facade import cli as facade_cli
+from .operator import config as operator_config
+
+DEV_TOOLS_HINT = (
+    "`hoststate {command}` is a development tool: it needs a source checkout with the devtools extra "
+    "(pip install -e '.[devtools]'; `make` installs it)"
+)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_operator(args: argparse.Namespace) -> int:
+    from .operator.main import run
+
+    return run(operator_config.from_arguments(args))
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from .agent import run_agent
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_agent(agent_config.from_arguments(args)))
+    return 0
+
+
+def write_crds(args: argparse.Namespace) -> int:
+    from .resources.crd import write_all
+
+    for path in write_all(args.directory):
+        print(path)
+    return 0
+
+
+def run_local_stack(args: argparse.Namespace) -> int:
+    try:
+        from .devcluster.stack import run
+    except ModuleNotFoundError as error:  # the image has neither the dev tools nor their dependencies
+        raise SystemExit(f"{DEV_TOOLS_HINT.format(command=args.command)}: {error}") from error
+    return run()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    try:
+        from .demo import main
+    except ModuleNotFoundError as error:
+        raise SystemExit(f"{DEV_TOOLS_HINT.format(command=args.command)}: {error}") from error
+    return main()
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hoststate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("run", help="run the local stack in the foreground (what `make run` does)")
-    commands.add_parser("demo", help="the fault-management flow end to end on a local control plane of its own")
+    command = commands.add_parser("operator", help="run the operator (Kopf) in the foreground")
+    operator_config.add_arguments(command)
+    command.set_defaults(func=run_operator)
 
-    operator = commands.add_parser("operator", help="run the operator (Kopf) in the foreground")
-    from .operator.config import add_arguments as add_operator_arguments
+    command = commands.add_parser("agent", help="heartbeat one or more compute hosts' services through Leases")
+    agent_config.add_arguments(command)
+    command.set_defaults(func=run_agent)
 
-    add_operator_arguments(operator)
+    command = commands.add_parser("facade", help="serve Nova's compute API for host state (port 8774)")
+    facade_cli.add_arguments(command)
+    command.set_defaults(func=facade_cli.main)
 
-    agent = commands.add_parser("agent", help="heartbeat one or more compute hosts' services through Leases")
-    agent.add_argument("--host", dest="hosts", action="append", required=True, help="compute host (repeatable)")
-    agent.add_argument("--binary", default="nova-compute")
-    agent.add_argument("--report-interval", type=float, default=10.0, help="seconds between heartbeats")
-    agent.add_argument(
-        "--lease-namespace", default=os.environ.get("HOSTSTATE_LEASE_NAMESPACE", DEFAULT_LEASE_NAMESPACE)
-    )
-    agent.add_argument("--lease-duration", type=int, default=60, help="leaseDurationSeconds written (informative)")
-    facade = commands.add_parser("facade", help="serve Nova's compute API for host state (port 8774)")
-    from .facade.cli import add_arguments as add_facade_arguments
+    command = commands.add_parser("crds", help="write the CRDs generated from the models")
+    command.add_argument("directory", nargs="?", default="deploy/crds", type=Path)
+    command.set_defaults(func=write_crds)
 
-    add_facade_arguments(facade)
-    crds = commands.add_parser("crds", help="write the CRDs generated from the models")
-    crds.add_argument("directory", nargs="?", default="deploy/crds", type=Path)
+    command = commands.add_parser("run", help="run the local stack in the foreground (what `make run` does)")
+    command.set_defaults(func=run_local_stack)
 
-    args = parser.parse_args(argv)
-    if args.command == "agent":  # the operator's logging is Kopf's
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "operator":
-        from .operator.config import from_arguments
-        from .operator.main import run as run_operator
+    command = commands.add_parser("demo", help="the fault-management flow end to end on a control plane of its own")
+    command.set_defaults(func=run_demo)
+    return parser
 
-        return run_operator(from_arguments(args))
-    if args.command == "agent":
-        from .agent import run_agent
 
-        asyncio.run(run_agent(args.hosts, args.binary, args.lease_namespace, args.report_interval, args.lease_duration))
-        return 0
-    if args.command == "facade":
-        from .facade.cli import main as run_facade
-
-        return run_facade(args)
-    if args.command == "demo":
-        from .demo import main as demo
-
-        return demo()
-    if args.command == "run":
-        from .devcluster.stack import run
-
-        return run()
-    if args.command == "crds":
-        from .resources.crd import write_all
-
-        for path in write_all(args.directory):
-            print(path)
-        return 0
-    parser.error(f"unknown command {args.command}")
-    return 2
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from hoststate import API_GROUP
 from hoststate.devcluster import DevCluster, free_port
 from hoststate.devcluster.processes import HoststateProcess, wait_for
 from hoststate.facade.app import FacadeConfig
-from hoststate.facade.cli import add_arguments
+from hoststate.facade.cli import add_arguments, from_arguments
 from hoststate.facade.request_metrics import METRICS
 
 from .conftest import RunningFacade, Users, World, http, service_account_token
@@ -70,7 +70,7 @@ def test_metrics_port_flag_env_and_off(monkeypatch: pytest.MonkeyPatch) -> None:
         parser = argparse.ArgumentParser()
         add_arguments(parser)
         args = parser.parse_args(list(argv))
-        return FacadeConfig.from_env(metrics_port=args.metrics_port)
+        return from_arguments(args)
 
     monkeypatch.delenv("HOSTSTATE_FACADE_METRICS_PORT", raising=False)
     assert config().metrics_port == 8081

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from ..kube import LEASES, ApiError, KubeClient
 from ..resources.computeservice import service_name
 from ..resources.lease import heartbeat_lease, renewal_patch
+from .config import AgentConfig
 
 logger = logging.getLogger("hoststate.agent")
 
@@ -32,25 +33,26 @@ async def renew(client: KubeClient, namespace: str, host: str, binary: str, dura
         logger.info("created heartbeat Lease %s/%s", namespace, name)
 
 
-async def heartbeat_forever(
-    client: KubeClient, namespace: str, host: str, binary: str, interval: float, duration: int, stop: asyncio.Event
-) -> None:
+async def heartbeat_forever(client: KubeClient, config: AgentConfig, host: str, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            await renew(client, namespace, host, binary, duration)
+            await renew(client, config.lease_namespace, host, config.binary, config.lease_duration)
         except Exception as error:  # a missed beat is logged; the next one may succeed
-            logger.warning("heartbeat of %s.%s failed: %s", host, binary, error)
+            logger.warning("heartbeat of %s.%s failed: %s", host, config.binary, error)
         with contextlib.suppress(TimeoutError):  # the interval passed without a stop
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+            await asyncio.wait_for(stop.wait(), timeout=config.report_interval)
 
 
-async def run_agent(hosts: list[str], binary: str, namespace: str, interval: float, duration: int) -> None:
+async def run_agent(config: AgentConfig) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with KubeClient(max_connections=min(len(hosts), 32)) as client:
-        logger.info("heartbeating %d service(s) every %gs into Leases in %s", len(hosts), interval, namespace)
-        await asyncio.gather(
-            *(heartbeat_forever(client, namespace, host, binary, interval, duration, stop) for host in hosts)
+    async with KubeClient(max_connections=min(len(config.hosts), 32)) as client:
+        logger.info(
+            "heartbeating %d service(s) every %gs into Leases in %s",
+            len(config.hosts),
+            config.report_interval,
+            config.lease_namespace,
         )
+        await asyncio.gather(*(heartbeat_forever(client, config, host, stop) for host in config.hosts))

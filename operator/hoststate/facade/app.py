@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..kube import KubeClient
-from ..metrics import FacadeMetrics, serve_metrics
+from ..prometheus import FacadeMetrics, serve_metrics
 from ..resources.lease import DEFAULT_LEASE_NAMESPACE
 from .auth import Authenticator
 from .cache import ClusterState
@@ -40,22 +39,6 @@ class FacadeConfig:
     token_cache_ttl: float = 10.0
     public_url: str = ""  # the root clients reach, when behind a proxy; else the request's own
     metrics_port: int = 8081  # /metrics and /healthz on 0.0.0.0; 0 turns them off
-
-    @classmethod
-    def from_env(cls, **overrides: object) -> FacadeConfig:
-        env = os.environ
-        values: dict[str, object] = {
-            "lease_namespace": env.get("HOSTSTATE_LEASE_NAMESPACE", cls.lease_namespace),
-            "service_down_time": float(env.get("HOSTSTATE_SERVICE_DOWN_TIME", cls.service_down_time)),
-            "report_interval": float(env.get("HOSTSTATE_REPORT_INTERVAL", cls.report_interval)),
-            "policy_file": Path(env["HOSTSTATE_FACADE_POLICY_FILE"])
-            if env.get("HOSTSTATE_FACADE_POLICY_FILE")
-            else None,
-            "public_url": env.get("HOSTSTATE_FACADE_PUBLIC_URL", ""),
-            "metrics_port": int(env.get("HOSTSTATE_FACADE_METRICS_PORT", cls.metrics_port)),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
 
 
 def add_routes(

@@ -1,0 +1,39 @@
+"""Agent settings, from flags with environment fallbacks (HOSTSTATE_*)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from ..domain import COMPUTE_BINARY
+from ..options import LEASE_NAMESPACE, REPORT_INTERVAL, Option, add_options, option_values
+from ..resources.lease import DEFAULT_LEASE_NAMESPACE
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    hosts: tuple[str, ...] = ()
+    binary: str = COMPUTE_BINARY
+    report_interval: float = 10.0
+    lease_namespace: str = DEFAULT_LEASE_NAMESPACE
+    lease_duration: int = 60  # leaseDurationSeconds written: informative, the down time decides
+
+
+OPTIONS = (
+    Option("--binary", "the service's binary"),
+    REPORT_INTERVAL,
+    LEASE_NAMESPACE,
+    Option("--lease-duration", "leaseDurationSeconds written (informative)", int),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # The hosts are what this process is, not a setting: flags only.
+    parser.add_argument("--host", dest="hosts", action="append", required=True, help="compute host (repeatable)")
+    add_options(parser, OPTIONS, AgentConfig())
+
+
+def from_arguments(args: argparse.Namespace) -> AgentConfig:
+    if args.report_interval <= 0:
+        raise SystemExit("--report-interval must be positive")
+    return AgentConfig(hosts=tuple(args.hosts), **option_values(args, OPTIONS))
