@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from hoststate.kube import SERVERS
-from hoststate.kube.resources import HOST_STATUS_SUBSCRIPTIONS, SECRETS
+from hoststate.kube.api_resources import HOST_STATUS_SUBSCRIPTIONS, SECRETS
 
 from . import scenarios
 from .harness import (

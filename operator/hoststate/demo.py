@@ -28,7 +28,7 @@ from .devcluster.processes import HoststateProcess
 from .devcluster.stack import Kubectl, install_crds
 from .domain.evacuation import HA_LABEL
 from .kube import COMPUTE_SERVICES, SERVERS, ApiError, KubeClient
-from .kube.resources import HOST_STATUS_SUBSCRIPTIONS, SECRETS
+from .kube.api_resources import HOST_STATUS_SUBSCRIPTIONS, SECRETS
 from .notifications.cloudevents import verify
 from .resources.computeservice import service_name
 from .resources.lease import DEFAULT_LEASE_NAMESPACE

@@ -115,16 +115,13 @@ def names_of(families: Iterable[Metric]) -> set[str]:
 
 def exported_metric_names() -> set[str]:
     """Every series name the operator and the facade export, from their real registries."""
-    from types import SimpleNamespace
-
-    from hoststate.metrics import FacadeMetrics, IndexCollector, OperatorMetrics
+    from hoststate.operator.index_metrics import IndexCollector
+    from hoststate.operator.indexes import ServerIndex, ServiceIndex
+    from hoststate.prometheus import FacadeMetrics, OperatorMetrics
 
     names = names_of(OperatorMetrics(CollectorRegistry()).registry.collect())
     names |= names_of(FacadeMetrics(CollectorRegistry()).registry.collect())
     # The per-service and per-status gauges come from a collector over the operator's indexes;
     # with empty indexes it still yields every family.
-    empty = SimpleNamespace(
-        services=SimpleNamespace(by_name={}), servers=SimpleNamespace(by_key={}), config=SimpleNamespace(down_time=60.0)
-    )
-    names |= names_of(IndexCollector(empty).collect())  # type: ignore[arg-type]
+    names |= names_of(IndexCollector(ServiceIndex(), ServerIndex(), down_time=60.0).collect())
     return names

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from hoststate.domain.transitions import ServerTransition
 from hoststate.notifications.cloudevents import (
     CONTENT_TYPE,
     EVENT_TYPE,
@@ -28,11 +29,10 @@ from hoststate.notifications.delivery import (
     backoff_delay,
     is_retryable,
 )
-from hoststate.notifications.policy import url_problem
 from hoststate.notifications.selector import selector_matches
 from hoststate.notifications.status import DeliveryState
 from hoststate.notifications.subscriptions import SubscriptionSpec
-from hoststate.operator.reconciler import ServerTransition
+from hoststate.notifications.url_policy import url_problem
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=UTC)
 

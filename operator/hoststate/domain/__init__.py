@@ -1,4 +1,4 @@
-"""Pure domain rules: service liveness and host status. No I/O, no clocks of their own."""
+"""Pure domain rules: service liveness, host status and its transitions. No I/O, no clocks of their own."""
 
 from .hoststatus import (
     COMPUTE_BINARY,
@@ -10,6 +10,7 @@ from .hoststatus import (
     service_view,
 )
 from .liveness import effective_service_down_time, heartbeat_deadline, service_is_up
+from .transitions import TRANSITION_REASONS, ServerTransition, transition_reason
 
 __all__ = [
     "COMPUTE_BINARY",
@@ -17,9 +18,12 @@ __all__ = [
     "HOST_STATUSES",
     "HostStatus",
     "ServiceFacts",
+    "ServerTransition",
+    "TRANSITION_REASONS",
     "effective_service_down_time",
     "heartbeat_deadline",
     "host_status",
     "service_is_up",
     "service_view",
+    "transition_reason",
 ]

@@ -11,7 +11,7 @@ import time
 
 from aiohttp import web
 
-from ..metrics import FacadeMetrics
+from ..prometheus import FacadeMetrics
 from .wsgi import Handler
 
 METRICS = web.AppKey("metrics", FacadeMetrics)

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from .resources import Resource
+from .api_resources import Resource
 
 MERGE_PATCH = "application/merge-patch+json"
 TOO_MANY_REQUESTS_RETRIES = 5

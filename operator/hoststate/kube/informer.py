@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from .api_resources import Resource
 from .client import ApiError, KubeClient
-from .resources import Resource
 
 log = logging.getLogger(__name__)
 

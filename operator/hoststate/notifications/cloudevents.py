@@ -16,13 +16,11 @@ import hashlib
 import hmac
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import API_GROUP, API_VERSION
+from ..domain.transitions import ServerTransition
 from ..kubetime import kube_micro_time
-
-if TYPE_CHECKING:
-    from ..operator.reconciler import ServerTransition
 
 EVENT_TYPE = "io.hoststate.server.hoststatus.changed"
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"

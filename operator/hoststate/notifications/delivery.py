@@ -23,17 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from ..kube import ApiError
-from ..kube.resources import HOST_STATUS_SUBSCRIPTIONS
+from ..kube import HOST_STATUS_SUBSCRIPTIONS, ApiError
 from .cloudevents import CONTENT_TYPE, SIGNATURE_HEADER, sign
-from .policy import url_problem
 from .secrets import SigningKeyError, SigningKeys
 from .status import DeliveryState, StatusWriter
 from .subscriptions import SubscriptionSpec
+from .url_policy import url_problem
 
 if TYPE_CHECKING:
     from ..kube import KubeClient
-    from ..metrics import OperatorMetrics
+    from ..prometheus import OperatorMetrics
 
 logger = logging.getLogger(__name__)
 

@@ -9,19 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..kube import KubeClient
+from ..domain.transitions import ServerTransition
+from ..kube import HOST_STATUS_SUBSCRIPTIONS, KubeClient
 from ..kube.informer import Informer
-from ..kube.resources import HOST_STATUS_SUBSCRIPTIONS
+from ..prometheus import OperatorMetrics
 from .cloudevents import build_event, encode, new_event_id
 from .delivery import Channel, Deliverer, Pending
 from .secrets import SigningKeys
 from .subscriptions import SubscriptionKey, SubscriptionSpec
-
-if TYPE_CHECKING:
-    from ..metrics import OperatorMetrics
-    from ..operator.reconciler import ServerTransition
 
 logger = logging.getLogger(__name__)
 

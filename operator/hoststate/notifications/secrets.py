@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ..kube import ApiError, KubeClient
-from ..kube.resources import SECRETS
+from ..kube import SECRETS, ApiError, KubeClient
 
 logger = logging.getLogger(__name__)
 

@@ -29,14 +29,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from .. import API_GROUP_VERSION
 from ..domain import evacuation as rules
+from ..domain.transitions import ServerTransition
 from ..kube import SERVERS, ApiError, KubeClient
 from ..kubetime import kube_time, parse_kube_time
-from ..metrics import OperatorMetrics
+from ..prometheus import OperatorMetrics
 from .config import OperatorConfig
 from .events import EventRecorder, ObjectRef
-from .reconciler import API, Reconciler, ServerTransition
-from .state import ServerKey, is_stale, resource_version, slim_server
+from .indexes import ServerKey, is_stale, resource_version, slim_server
+from .reconciler import Reconciler
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +106,7 @@ class Tracked:
 
     @property
     def ref(self) -> ObjectRef:
-        return ObjectRef(API, "Server", self.key[1], self.uid, namespace=self.key[0])
+        return ObjectRef(API_GROUP_VERSION, "Server", self.key[1], self.uid, namespace=self.key[0])
 
 
 @dataclass
@@ -393,7 +395,7 @@ class Evacuator:
         logger.warning("%s", text)
         meta = body["metadata"]
         self.events.record(
-            ObjectRef(API, "ComputeService", meta["name"], meta.get("uid", "")),
+            ObjectRef(API_GROUP_VERSION, "ComputeService", meta["name"], meta.get("uid", "")),
             "ForceUpWithPendingEvacuations",
             text,
             warning=True,
@@ -408,7 +410,7 @@ class Evacuator:
 
 
 def _service_ref(record: Any) -> ObjectRef:
-    return ObjectRef(API, "ComputeService", record.name, record.uid)
+    return ObjectRef(API_GROUP_VERSION, "ComputeService", record.name, record.uid)
 
 
 def _time(value: str | None) -> datetime | None:

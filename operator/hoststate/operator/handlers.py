@@ -20,10 +20,11 @@ import kopf
 from .. import API_GROUP, API_VERSION
 from ..kube import COMPUTE_SERVICES, SERVERS, KubeClient
 from ..kube.informer import Informer
-from ..metrics import OperatorMetrics, serve_metrics
 from ..notifications import Notifier
+from ..prometheus import OperatorMetrics, serve_metrics
 from .evacuation import Evacuator, slim_server_with_evacuation
 from .events import EventRecorder
+from .index_metrics import IndexCollector
 from .leases import HeartbeatLeases
 from .reconciler import Reconciler
 
@@ -43,7 +44,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     events.start()
     metrics = OperatorMetrics()
     reconciler = Reconciler(client, config, events, metrics)
-    metrics.watch(reconciler)
+    metrics.registry.register(IndexCollector(reconciler.services, reconciler.servers, config.down_time))
     leases = HeartbeatLeases(client, reconciler, config.lease_namespace)
     evacuator = memo.evacuator = Evacuator(client, reconciler, config, events, metrics)
     servers = [

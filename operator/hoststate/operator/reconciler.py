@@ -11,22 +11,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import API_GROUP, API_VERSION
-from ..domain import HostStatus, heartbeat_deadline, host_status, service_is_up, service_view
+from .. import API_GROUP_VERSION
+from ..domain import (
+    HostStatus,
+    ServerTransition,
+    heartbeat_deadline,
+    host_status,
+    service_is_up,
+    service_view,
+    transition_reason,
+)
 from ..kube import COMPUTE_SERVICES, SERVERS, ApiError, KubeClient
-from ..metrics import OperatorMetrics
+from ..prometheus import OperatorMetrics
 from .coalescer import Coalescer
 from .config import OperatorConfig
 from .events import EventRecorder, ObjectRef
-from .state import ServerIndex, ServerKey, ServerRecord, ServiceIndex, ServiceRecord, is_stale
+from .indexes import ServerIndex, ServerKey, ServerRecord, ServiceIndex, ServiceRecord, is_stale
 from .status import server_status_patch, service_status_is_current, service_status_patch
 
 logger = logging.getLogger(__name__)
-API = f"{API_GROUP}/{API_VERSION}"
 
 # A timer fires this long after the deadline: liveness is `age <= down time`, so at the
 # deadline itself the service is still up.
@@ -35,28 +41,6 @@ TIMER_SLACK = 0.005
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerTransition:
-    """A Server's hostStatus changed (as written by the operator)."""
-
-    namespace: str
-    name: str
-    uid: str
-    host: str
-    old: str
-    new: str
-    reason: str  # ForcedDown | HeartbeatMissing | ServiceDisabled | ServiceUp | NoComputeService | NoHost
-    time: datetime
-
-
-TRANSITION_REASONS = {
-    HostStatus.DOWN: "ForcedDown",
-    HostStatus.UNKNOWN: "HeartbeatMissing",
-    HostStatus.MAINTENANCE: "ServiceDisabled",
-    HostStatus.UP: "ServiceUp",
-}
 
 
 class Reconciler:
@@ -201,7 +185,7 @@ class Reconciler:
         self._record_service_transition(record, before, view)
 
     def _record_service_transition(self, record: ServiceRecord, before: dict[str, Any], view: Any) -> None:
-        ref = ObjectRef(API, "ComputeService", record.name, record.uid)
+        ref = ObjectRef(API_GROUP_VERSION, "ComputeService", record.name, record.uid)
         if before.get("state") != view.state:
             cause = (
                 "forced down"
@@ -281,14 +265,14 @@ class Reconciler:
         self._record_server_transition(record, previous or "", desired)
 
     def _record_server_transition(self, record: ServerRecord, previous: str, desired: str) -> None:
-        reason = TRANSITION_REASONS.get(HostStatus(desired)) or ("NoComputeService" if record.host else "NoHost")
+        reason = transition_reason(HostStatus(desired), record.host)
         transition = ServerTransition(*record.key, record.uid, record.host, previous, desired, reason, self.clock())
         for listener in self.transition_listeners:
             try:
                 listener(transition)
             except Exception:  # a listener's bug must not stop the fan-out
                 logger.exception("transition listener failed")
-        ref = ObjectRef(API, "Server", record.key[1], record.uid, namespace=record.key[0])
+        ref = ObjectRef(API_GROUP_VERSION, "Server", record.key[1], record.uid, namespace=record.key[0])
         if record.host and desired == HostStatus.NONE and self.services.compute_service(record.host) is None:
             logger.warning("server %s/%s is on host %r, which has no nova-compute service", *record.key, record.host)
             self.events.record(

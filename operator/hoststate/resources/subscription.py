@@ -18,7 +18,7 @@ URL_PATTERN = r"^https?://[^/?#@:\s][^/?#@\s]*([/?#]\S*)?$"
 
 # The URL policy, in CEL. Rules look at the string itself (bounded by maxLength): the cost
 # estimator knows no bound for what Kubernetes' url() accessors return, so rules built on
-# them exceed the CRD's cost budget. hoststate.notifications.policy applies the same policy
+# them exceed the CRD's cost budget. hoststate.notifications.url_policy applies the same policy
 # again before each delivery (a CRD installed from an older version may be laxer).
 LOCAL_HTTP_PATTERN = (
     r"^(?i)http://(localhost|127[.][0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}|\[::1\]"

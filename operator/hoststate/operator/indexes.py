@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ..domain import ServiceFacts, service_is_up
-from ..domain.hoststatus import COMPUTE_BINARY
+from ..domain.hoststatus import COMPUTE_BINARY, DEFAULT_ZONE
 from ..kubetime import parse_kube_time
 
 ServerKey = tuple[str, str]  # (namespace, name)
@@ -57,7 +57,7 @@ class ServiceRecord:
             uid=meta.get("uid", ""),
             host=spec.get("host", ""),
             binary=spec.get("binary", COMPUTE_BINARY),
-            zone=spec.get("zone", "nova"),
+            zone=spec.get("zone", DEFAULT_ZONE),
             forced_down=bool(spec.get("forcedDown", False)),
             disabled=bool(spec.get("disabled", False)),
             disabled_reason=spec.get("disabledReason"),

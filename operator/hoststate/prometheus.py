@@ -1,32 +1,22 @@
-"""Prometheus metrics of the operator and the facade (names follow Prometheus conventions).
+"""Prometheus metrics of the operator and the facade (names follow Prometheus conventions), and
+the /metrics endpoint that serves them.
 
-Per-service and per-status gauges are computed at scrape time from the operator's
-indexes (a custom collector), so the hot path does no metric bookkeeping for them.
+The per-service and per-status gauges are not here: operator/index_metrics.py computes them at
+scrape time from the operator's indexes.
 """
 
 from __future__ import annotations
 
-from collections import Counter as Tally
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
-from .domain.hoststatus import HOST_STATUSES
-
-if TYPE_CHECKING:
-    from .operator.reconciler import Reconciler
 
 # Fan-out of a host change to its servers: 1 ms .. 60 s.
 FANOUT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0)
 # From a Server's status write to the tenant's webhook answering 2xx (retries included).
 NOTIFICATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-SERVICE_LABELS = ("host", "binary", "zone")
 
 
 class OperatorMetrics:
@@ -98,50 +88,6 @@ class OperatorMetrics:
             ["zone"],
             registry=self.registry,
         )
-
-    def watch(self, reconciler: Reconciler) -> None:
-        """Export the reconciler's indexes as gauges, computed at scrape time."""
-        self.registry.register(IndexCollector(reconciler))
-
-
-class IndexCollector(Collector):
-    def __init__(self, reconciler: Reconciler) -> None:
-        self.reconciler = reconciler
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        services = self.reconciler.services
-        now = datetime.now(UTC)
-        down_time = self.reconciler.config.down_time
-        up = GaugeMetricFamily(
-            "hoststate_service_up", "1 when the service is up (Nova's state).", labels=SERVICE_LABELS
-        )
-        forced = GaugeMetricFamily(
-            "hoststate_service_forced_down", "1 when the service is forced down.", labels=SERVICE_LABELS
-        )
-        disabled = GaugeMetricFamily(
-            "hoststate_service_disabled", "1 when the service is disabled.", labels=SERVICE_LABELS
-        )
-        heartbeat = GaugeMetricFamily(
-            "hoststate_service_last_heartbeat_timestamp_seconds",
-            "Unix time of the service's last heartbeat (its creation time if it never reported).",
-            labels=SERVICE_LABELS,
-        )
-        for record in services.by_name.values():
-            labels = [record.host, record.binary, record.zone]
-            facts = services.facts(record, now, down_time)
-            up.add_metric(labels, 1.0 if facts.up else 0.0)
-            forced.add_metric(labels, 1.0 if record.forced_down else 0.0)
-            disabled.add_metric(labels, 1.0 if record.disabled else 0.0)
-            heartbeat.add_metric(labels, services.last_heartbeat(record).timestamp())
-        yield from (up, forced, disabled, heartbeat)
-
-        servers = GaugeMetricFamily(
-            "hoststate_servers", "Servers by the host status they show.", labels=["host_status"]
-        )
-        tally = Tally(record.host_status or "" for record in self.reconciler.servers.by_key.values())
-        for value in HOST_STATUSES:
-            servers.add_metric([value], float(tally.get(value, 0)))
-        yield servers
 
 
 class FacadeMetrics:
