@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import total_ordering
+from typing import Generic, TypeVar
 
 from .faults import HTTPBadRequest, HTTPNotAcceptable
 
@@ -53,6 +54,22 @@ class APIVersion:
 
 MIN = APIVersion.parse(MIN_VERSION)
 MAX = APIVersion.parse(MAX_VERSION)
+
+T = TypeVar("T")
+
+
+class PerVersion(Generic[T]):
+    """Values that each hold from a microversion until the next one's (Nova's schemas by
+    @validation.schema range): calling it with a version gives the value in force there."""
+
+    def __init__(self, since: Mapping[str, T]) -> None:
+        pairs = [(APIVersion.parse(v), value) for v, value in since.items()]
+        self._newest_first = sorted(pairs, key=lambda pair: pair[0], reverse=True)
+        if self._newest_first[-1][0] != MIN:
+            raise ValueError(f"no value from {MIN_VERSION}")
+
+    def __call__(self, version: APIVersion) -> T:
+        return next(value for since, value in self._newest_first if version >= since)
 
 
 def _standard_header_version(values: list[str]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jsonschema
@@ -21,29 +22,20 @@ def _date_time(instance: object) -> bool:
     return True
 
 
-def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
-    return jsonschema.Draft4Validator(schema, format_checker=FORMAT_CHECKER)
-
-
 def validate_body(schema: dict[str, Any], body: Any) -> None:
-    try:
-        _validator(schema).validate(body)
-    except jsonschema.ValidationError as error:
-        if error.path:
-            detail = f"Invalid input for field/attribute {error.path.pop()}. Value: {error.instance}. {error.message}"
-        else:
-            detail = error.message
-        raise HTTPBadRequest(detail) from None
+    _validate(schema, body, lambda path: f"field/attribute {path[-1]}")  # the innermost field
 
 
 def validate_query(schema: dict[str, Any], query: dict[str, list[str]]) -> None:
+    _validate(schema, query, lambda path: f"query parameters {path[0]}")  # the parameter, not its n-th value
+
+
+def _validate(schema: dict[str, Any], instance: Any, where: Callable[[Sequence[Any]], str]) -> None:
     try:
-        _validator(schema).validate(query)
+        jsonschema.Draft4Validator(schema, format_checker=FORMAT_CHECKER).validate(instance)
     except jsonschema.ValidationError as error:
         if error.path:
-            detail = (
-                f"Invalid input for query parameters {error.path.popleft()}. Value: {error.instance}. {error.message}"
-            )
+            detail = f"Invalid input for {where(error.path)}. Value: {error.instance}. {error.message}"
         else:
             detail = error.message
         raise HTTPBadRequest(detail) from None

@@ -6,7 +6,7 @@ gone; 2.95: the same body as 2.68 (the server is then stopped on the target host
 
 import copy
 
-from ..api_version import APIVersion
+from ..api_version import PerVersion
 from . import parameter_types
 
 admin_password = {"type": "string"}  # nova parameter_types.admin_password
@@ -42,14 +42,7 @@ del evacuate_v2_68["properties"]["evacuate"]["properties"]["force"]
 evacuate_v2_95 = copy.deepcopy(evacuate_v2_68)
 
 
-def for_version(version: APIVersion) -> dict:
-    """The schema Nova validates with at `version` (its @validation.schema ranges)."""
-    if version.at_least("2.95"):
-        return evacuate_v2_95
-    if version.at_least("2.68"):
-        return evacuate_v2_68
-    if version.at_least("2.29"):
-        return evacuate_v2_29
-    if version.at_least("2.14"):
-        return evacuate_v214
-    return evacuate
+# The schema Nova validates with at a version (its @validation.schema ranges).
+for_version = PerVersion(
+    {"2.1": evacuate, "2.14": evacuate_v214, "2.29": evacuate_v2_29, "2.68": evacuate_v2_68, "2.95": evacuate_v2_95}
+)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 
-from ..api_version import APIVersion
+from ..api_version import PerVersion
 from . import parameter_types
 from .parameter_types import common_query_param, common_query_regex_param, multi_params
 
@@ -166,20 +166,15 @@ query_params_v275["properties"]["sort_key"] = multi_params({"type": "string", "e
 query_params_v275["additionalProperties"] = False
 
 
-def query_params(version: APIVersion) -> dict:
-    """The schema Nova validates the query with at `version` (its @validation.query_schema ranges)."""
-    if version.at_least("2.75"):
-        return query_params_v275
-    if version.at_least("2.73"):
-        return query_params_v273
-    if version.at_least("2.66"):
-        return query_params_v266
-    if version.at_least("2.26"):
-        return query_params_v226
-    return query_params_v21
+# The schema Nova validates the query with at a version (its @validation.query_schema ranges).
+query_params = PerVersion(
+    {
+        "2.1": query_params_v21,
+        "2.26": query_params_v226,
+        "2.66": query_params_v266,
+        "2.73": query_params_v273,
+        "2.75": query_params_v275,
+    }
+)
 
-
-def ignored_sort_keys(version: APIVersion) -> list[str]:
-    if version.at_least("2.75"):
-        return []
-    return IGNORED_SORT_KEYS_V273 if version.at_least("2.73") else IGNORED_SORT_KEYS
+ignored_sort_keys = PerVersion({"2.1": IGNORED_SORT_KEYS, "2.73": IGNORED_SORT_KEYS_V273, "2.75": []})

@@ -1,5 +1,7 @@
 """Request schemas of os-services (nova/api/openstack/compute/schemas/services.py)."""
 
+import copy
+
 from . import parameter_types
 
 service_update = {
@@ -13,17 +15,9 @@ service_update = {
     "additionalProperties": False,
 }
 
-service_update_v211 = {
-    "type": "object",
-    "properties": {
-        "host": parameter_types.fqdn,
-        "binary": {"type": "string", "minLength": 1, "maxLength": 255},
-        "disabled_reason": {"type": "string", "minLength": 1, "maxLength": 255},
-        "forced_down": parameter_types.boolean,
-    },
-    "required": ["host", "binary"],
-    "additionalProperties": False,
-}
+# 2.11: force-down, with forced_down in the body.
+service_update_v211 = copy.deepcopy(service_update)
+service_update_v211["properties"]["forced_down"] = parameter_types.boolean
 
 # 2.53: the service is named by the uuid in the path; nothing is required, and asking for
 # status 'enabled' with a disabled_reason is refused in code, as Nova does.
