@@ -57,6 +57,11 @@ def body(request: web.Request) -> Any:
     return request.get(BODY)
 
 
+def query_lists(request: web.Request) -> dict[str, list[str]]:
+    """The query string as the schemas validate it: every parameter with all its values."""
+    return {key: request.query.getall(key) for key in request.query}
+
+
 def links(request: web.Request) -> Links:
     root = request.app.get(PUBLIC_URL) or str(request.url.origin())
     return Links(root=root.rstrip("/"), project_id=request.match_info.get("project_id", ""))

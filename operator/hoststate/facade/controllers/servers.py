@@ -22,7 +22,7 @@ from ..policy import PolicyEngine
 from ..schemas import servers as schemas
 from ..validation import validate_query
 from ..views import servers as views
-from ..wsgi import context, links, version
+from ..wsgi import context, links, query_lists, version
 
 MAX_LIMIT = 1000  # Nova's [api] max_limit default
 
@@ -97,7 +97,7 @@ class ServerController:
         ctx = context(request)
         self.policy.can(ctx, policies.DETAIL if is_detail else policies.INDEX)
         api_version = version(request)
-        query = {key: request.query.getall(key) for key in request.query}
+        query = query_lists(request)
         validate_query(schemas.query_params(api_version), query)
         criteria = search.parse(  # the parsed query: filters, scope, sort, page
             query,

@@ -21,7 +21,7 @@ from ..policy import PolicyEngine
 from ..schemas import services as schemas
 from ..validation import validate_body, validate_query
 from ..views import services as views
-from ..wsgi import body, context, json_response, no_content, version
+from ..wsgi import body, context, json_response, no_content, query_lists, version
 
 # The API services are not RPC services and never heartbeat; Nova leaves them out (bug 1543625).
 API_SERVICES = ("nova-osapi_compute", "nova-metadata")
@@ -44,7 +44,7 @@ class ServiceController:
         query_schema = (
             schemas.index_query_schema_v275 if version(request).at_least("2.75") else schemas.index_query_schema
         )
-        validate_query(query_schema, _query_lists(request))
+        validate_query(query_schema, query_lists(request))
         self.policy.can(ctx, policies.LIST, target={})
         host = request.query.getall("host", [""])[-1]
         binary = request.query.getall("binary", [""])[-1]
@@ -97,10 +97,7 @@ class ServiceController:
     async def _update_by_host_and_binary(
         self, ctx: RequestContext, host: str, binary: str, spec: dict[str, Any]
     ) -> None:
-        if binary != COMPUTE_BINARY:
-            raise HTTPBadRequest(
-                f"Updating a {binary} service is not supported. Only nova-compute services can be updated."
-            )
+        _refuse_unless_compute(binary)
         service = self.state.service_by_host_and_binary(host, binary)
         if service is None:
             # Nova finds the host's cell first: a host without a compute service has no mapping.
@@ -112,17 +109,13 @@ class ServiceController:
         payload = body(request)
         validate_body(schemas.service_update_v2_53, payload)
         service_id = request.match_info["id"]
-        if not uuidutils.is_uuid_like(service_id):
-            raise HTTPBadRequest(f"Invalid uuid {service_id}")
+        service_uuid = _canonical_uuid(service_id)
         ctx = context(request)
         self.policy.can(ctx, policies.UPDATE, target={})
-        service = self.state.service_by_uid(_canonical_uuid(service_id))
+        service = self.state.service_by_uid(service_uuid)
         if service is None:
             raise HTTPNotFound(f"Service {service_id} could not be found.")
-        if service.binary != COMPUTE_BINARY:
-            raise HTTPBadRequest(
-                f"Updating a {service.binary} service is not supported. Only nova-compute services can be updated."
-            )
+        _refuse_unless_compute(service.binary)
         spec: dict[str, Any] = {}
         if "status" in payload:
             if payload["status"] == "enabled":
@@ -144,8 +137,6 @@ class ServiceController:
         self.policy.can(ctx, policies.DELETE, target={})
         service_id = request.match_info["id"]
         if version(request).at_least(views.UUID_FOR_ID):
-            if not uuidutils.is_uuid_like(service_id):
-                raise HTTPBadRequest(f"Invalid uuid {service_id}")
             service = self.state.service_by_uid(_canonical_uuid(service_id))
         else:
             try:
@@ -188,8 +179,15 @@ class ServiceController:
 
 
 def _canonical_uuid(value: str) -> str:
+    """The uuid as metadata.uid spells it; not a uuid is a 400, as Nova's check."""
+    if not uuidutils.is_uuid_like(value):
+        raise HTTPBadRequest(f"Invalid uuid {value}")
     return str(uuid.UUID(value))
 
 
-def _query_lists(request: web.Request) -> dict[str, list[str]]:
-    return {key: request.query.getall(key) for key in request.query}
+def _refuse_unless_compute(binary: str) -> None:
+    """Only compute services are updated (Nova: the others have no host state to change)."""
+    if binary != COMPUTE_BINARY:
+        raise HTTPBadRequest(
+            f"Updating a {binary} service is not supported. Only nova-compute services can be updated."
+        )
