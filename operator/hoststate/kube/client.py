@@ -202,9 +202,16 @@ class KubeClient:
         *,
         subresource: str | None = None,
         content_type: str = MERGE_PATCH,
+        field_manager: str | None = None,
     ) -> dict[str, Any]:
+        """`field_manager` names the writer in managedFields (default: the client's user agent);
+        the API server takes at most 128 characters."""
         return await self.request(
-            "PATCH", resource.path(namespace, name, subresource), body=patch, content_type=content_type
+            "PATCH",
+            resource.path(namespace, name, subresource),
+            body=patch,
+            content_type=content_type,
+            params={"fieldManager": field_manager[:128]} if field_manager else None,
         )
 
     async def delete(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:

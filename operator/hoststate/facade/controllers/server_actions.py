@@ -21,7 +21,6 @@ from oslo_utils import strutils
 from ...domain import evacuation as rules
 from ...domain.hoststatus import COMPUTE_BINARY
 from ...kube import SERVERS, ApiError, KubeClient
-from ...kube.client import MERGE_PATCH
 from ...kubetime import kube_time
 from ..cache import ClusterState
 from ..common import get_instance, invalid_state_message
@@ -176,14 +175,14 @@ class ServerActionController:
         current = server
         for attempt in range(MOVE_ATTEMPTS):
             try:
-                patched = await caller.request(
-                    "PATCH",
-                    path,
-                    body=rules.request_patch(
+                patched = await caller.patch(
+                    SERVERS,
+                    meta["name"],
+                    rules.request_patch(
                         record, current["metadata"].get("resourceVersion"), stop=record.target_state == "stopped"
                     ),
-                    content_type=MERGE_PATCH,
-                    params={"fieldManager": ctx.user_id[:128]},
+                    meta["namespace"],
+                    field_manager=ctx.user_id,
                 )
                 break
             except ApiError as error:

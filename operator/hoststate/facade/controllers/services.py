@@ -11,7 +11,6 @@ from oslo_utils import strutils, uuidutils
 
 from ...domain.hoststatus import COMPUTE_BINARY
 from ...kube import COMPUTE_SERVICES, KubeClient
-from ...kube.client import MERGE_PATCH
 from ..cache import ClusterState, ServiceState
 from ..common import force_up_refused_message, pending_evacuations_from
 from ..context import RequestContext
@@ -165,13 +164,9 @@ class ServiceController:
         unsets = spec.get("forcedDown") is False and service.forced_down and service.binary == COMPUTE_BINARY
         if unsets and (pending := pending_evacuations_from(self.state, service.host)):
             raise HTTPBadRequest(force_up_refused_message(service.host, pending))
-        patched = await self._as_caller(ctx).request(
-            "PATCH",
-            COMPUTE_SERVICES.path(None, service.name),
-            body={"spec": spec},
-            content_type=MERGE_PATCH,
-            # managedFields name the caller's user name (the default would be the client's user agent).
-            params={"fieldManager": ctx.user_id[:128]},
+        # managedFields name the caller's user name (the default would be the client's user agent).
+        patched = await self._as_caller(ctx).patch(
+            COMPUTE_SERVICES, service.name, {"spec": spec}, field_manager=ctx.user_id
         )
         # Read-your-writes: the next GET through the facade sees this change.
         await self.state.services.wait_for(patched)
