@@ -11,54 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from .. import API_GROUP
 from ..kube import KubeClient
+from ..ttl_cache import TTLCache
 from .context import KubeIdentity, RequestContext
 from .faults import HTTPUnauthorized
 from .policy import PolicyEngine
 
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
 SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
-
-T = TypeVar("T")
-
-
-class TTLCache:
-    """A small cache of recent answers; concurrent misses for one key share one look-up."""
-
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._entries: dict[Any, tuple[float, Any]] = {}
-        self._pending: dict[Any, asyncio.Future[Any]] = {}
-
-    async def get(self, key: Any, compute: Callable[[], Awaitable[T]]) -> T:
-        now = time.monotonic()
-        hit = self._entries.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        try:
-            value = await compute()
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # consumed here when nobody else waits
-            raise
-        finally:
-            self._pending.pop(key, None)
-        if len(self._entries) >= self.max_entries:
-            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-        self._entries[key] = (now + self.ttl, value)
-        future.set_result(value)
-        return value
 
 
 class Authenticator:

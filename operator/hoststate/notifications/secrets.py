@@ -9,18 +9,14 @@ its subscription within `negative_ttl`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 
 from ..kube import SECRETS, ApiError, KubeClient
-
-logger = logging.getLogger(__name__)
+from ..ttl_cache import TTLCache
 
 MIN_KEY_BYTES = 16
 
@@ -33,46 +29,31 @@ class SigningKeyError(Exception):
         super().__init__(message)
 
 
-@dataclass
-class _Entry:
-    expires: float
+@dataclass(frozen=True)
+class _Secret:
     data: dict[str, str] | None = None  # the Secret's data (base64 values)
     error: SigningKeyError | None = None
 
 
 class SigningKeys:
-    def __init__(
-        self,
-        client: KubeClient,
-        *,
-        ttl: float = 30.0,
-        negative_ttl: float = 5.0,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
+    def __init__(self, client: KubeClient, *, ttl: float = 30.0, negative_ttl: float = 5.0) -> None:
         self.client = client
-        self.ttl = ttl
-        self.negative_ttl = negative_ttl
-        self._clock = clock
-        self._cache: dict[tuple[str, str], _Entry] = {}
-        self._inflight: dict[tuple[str, str], asyncio.Future[_Entry]] = {}
-        self.fetches = 0  # GETs made (for tests and debugging)
-
-    def _now(self) -> float:
-        return self._clock() if self._clock else asyncio.get_running_loop().time()
+        self._secrets: TTLCache[_Secret] = TTLCache(lambda secret: negative_ttl if secret.error else ttl)
 
     def forget(self, namespace: str, name: str) -> None:
-        self._cache.pop((namespace, name), None)
+        self._secrets.forget((namespace, name))
 
     async def get(self, namespace: str, name: str, key: str) -> bytes:
         """The key's bytes; SigningKeyError when the Secret, the key or the right to read it is missing."""
-        entry = await self._entry(namespace, name)
-        if entry.error is not None:
-            raise entry.error
-        assert entry.data is not None
-        if key not in entry.data:
+        # One GET per Secret at a time, however many events wait for it.
+        secret = await self._secrets.get((namespace, name), lambda: self._fetch(namespace, name))
+        if secret.error is not None:
+            raise secret.error
+        assert secret.data is not None
+        if key not in secret.data:
             raise SigningKeyError("SecretKeyMissing", f"Secret {name} has no key {key!r}")
         try:
-            value = base64.b64decode(entry.data[key], validate=True)
+            value = base64.b64decode(secret.data[key], validate=True)
         except (binascii.Error, ValueError) as error:
             raise SigningKeyError("SecretKeyMissing", f"Secret {name} key {key!r} is not base64: {error}") from None
         if len(value) < MIN_KEY_BYTES:
@@ -82,33 +63,19 @@ class SigningKeys:
             )
         return value
 
-    async def _entry(self, namespace: str, name: str) -> _Entry:
-        ref = (namespace, name)
-        entry = self._cache.get(ref)
-        if entry is not None and entry.expires > self._now():
-            return entry
-        pending = self._inflight.get(ref)
-        if pending is None:  # one GET per Secret at a time, however many events wait for it
-            pending = asyncio.ensure_future(self._fetch(namespace, name))
-            self._inflight[ref] = pending
-            pending.add_done_callback(lambda _: self._inflight.pop(ref, None))
-        return await asyncio.shield(pending)
-
-    async def _fetch(self, namespace: str, name: str) -> _Entry:
-        self.fetches += 1
+    async def _fetch(self, namespace: str, name: str) -> _Secret:
         try:
             secret = await self.client.get(SECRETS, name, namespace)
         except ApiError as error:
             if error.status == 404:
-                failure = SigningKeyError("SecretNotFound", f"Secret {name} not found in namespace {namespace}")
-            elif error.status == 403:
-                failure = SigningKeyError("SecretForbidden", f"the operator may not get Secret {name}: {error.message}")
-            else:
-                failure = SigningKeyError("SecretUnavailable", f"Secret {name}: {error}")
-            entry = _Entry(self._now() + self.negative_ttl, error=failure)
+                return _Secret(
+                    error=SigningKeyError("SecretNotFound", f"Secret {name} not found in namespace {namespace}")
+                )
+            if error.status == 403:
+                return _Secret(
+                    error=SigningKeyError("SecretForbidden", f"the operator may not get Secret {name}: {error.message}")
+                )
+            return _Secret(error=SigningKeyError("SecretUnavailable", f"Secret {name}: {error}"))
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as error:
-            entry = _Entry(self._now() + self.negative_ttl, error=SigningKeyError("SecretUnavailable", repr(error)))
-        else:
-            entry = _Entry(self._now() + self.ttl, data=dict(secret.get("data") or {}))
-        self._cache[(namespace, name)] = entry
-        return entry
+            return _Secret(error=SigningKeyError("SecretUnavailable", repr(error)))
+        return _Secret(data=dict(secret.get("data") or {}))
