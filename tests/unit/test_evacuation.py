@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hoststate.domain import evacuation as rules
-from hoststate.domain.evacuation import Candidate
+from hoststate.domain.evacuation import ComputeHost
 from hoststate.facade.api_version import APIVersion
 from hoststate.facade.common import force_up_refused_message, invalid_state_message
 from hoststate.facade.faults import HTTPBadRequest
@@ -34,8 +34,8 @@ VM_STATES = [
 ]
 
 
-def host(name: str, zone: str = "nova", *, disabled=False, forced_down=False, up=True, servers=0) -> Candidate:
-    return Candidate(host=name, zone=zone, disabled=disabled, forced_down=forced_down, up=up, servers=servers)
+def host(name: str, zone: str = "nova", *, disabled=False, forced_down=False, up=True, servers=0) -> ComputeHost:
+    return ComputeHost(host=name, zone=zone, disabled=disabled, forced_down=forced_down, up=up, servers=servers)
 
 
 # -- which servers ------------------------------------------------------------------------

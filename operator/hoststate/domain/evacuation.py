@@ -1,5 +1,6 @@
 """Evacuation rules, as pure functions: which servers may be evacuated, which host receives
-them, how an evacuation request is recorded, when a storm stops automatic evacuation.
+them, how an evacuation request is recorded, when a storm stops automatic evacuation, and the
+plan of one automatic-evacuation pass (what to write, what to warn about).
 
 The request (written with the server's move) and the record (written by the operator in
 `status.evacuation`) share the camelCase keys of `EvacuationRecord`.
@@ -8,10 +9,13 @@ The request (written with the server's move) and the record (written by the oper
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+
+from .hoststatus import COMPUTE_BINARY, ServiceFacts
 
 # The request: set together with spec.host in one write (by the facade with the caller's
 # token, or by the operator for automatic evacuations).
@@ -22,7 +26,6 @@ HA_LABEL = "hoststate.io/ha"
 ACCEPTED = "accepted"  # spec.host moved; the server is not yet UP on the target
 DONE = "done"  # the server shows UP on the target: confirmed
 FAILED = "failed"  # the target went down or lost its service, or confirmation timed out
-STATES = (ACCEPTED, DONE, FAILED)
 
 TRIGGER_API = "api"
 TRIGGER_AUTOMATIC = "automatic"
@@ -57,8 +60,8 @@ def is_ha(labels: Mapping[str, str] | None) -> bool:
 
 # -- which host -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class Candidate:
-    """A compute host as a possible target."""
+class ComputeHost:
+    """A nova-compute host as evacuation sees it: a source (when forced down) or a possible target."""
 
     host: str
     zone: str
@@ -72,14 +75,31 @@ class Candidate:
         return self.up and not self.forced_down and not self.disabled
 
 
-def eligible_targets(source_host: str, source_zone: str | None, candidates: Iterable[Candidate]) -> list[Candidate]:
+def compute_hosts(
+    services: Iterable[tuple[str, str, ServiceFacts]], servers_on_host: Callable[[str], int]
+) -> list[ComputeHost]:
+    """The hosts of these nova-compute services, given as (host, zone, facts now), with their servers."""
+    return [
+        ComputeHost(
+            host=host,
+            zone=zone,
+            disabled=facts.disabled,
+            forced_down=facts.forced_down,
+            up=facts.up,
+            servers=servers_on_host(host),
+        )
+        for host, zone, facts in services
+    ]
+
+
+def eligible_targets(source_host: str, source_zone: str | None, candidates: Iterable[ComputeHost]) -> list[ComputeHost]:
     """Enabled, up, not forced down, not the source; only the source's zone if it has any such host."""
     healthy = [c for c in candidates if c.healthy and c.host != source_host]
     same_zone = [c for c in healthy if source_zone is not None and c.zone == source_zone]
     return same_zone or healthy
 
 
-def choose_target(source_host: str, source_zone: str | None, candidates: Iterable[Candidate]) -> str | None:
+def choose_target(source_host: str, source_zone: str | None, candidates: Iterable[ComputeHost]) -> str | None:
     """The eligible host with the fewest servers; ties go to the host name, lowest first."""
     eligible = eligible_targets(source_host, source_zone, candidates)
     if not eligible:
@@ -87,7 +107,7 @@ def choose_target(source_host: str, source_zone: str | None, candidates: Iterabl
     return min(eligible, key=lambda c: (c.servers, c.host)).host
 
 
-def plan_targets(count: int, source_host: str, source_zone: str | None, candidates: Sequence[Candidate]) -> list[str]:
+def plan_targets(count: int, source_host: str, source_zone: str | None, candidates: Sequence[ComputeHost]) -> list[str]:
     """Targets for `count` servers leaving `source_host`, one at a time, each counting the ones
     placed before it (so they spread). Shorter than `count` only when no host is eligible."""
     eligible = {c.host: c for c in eligible_targets(source_host, source_zone, candidates)}
@@ -191,6 +211,26 @@ def is_pending(request: EvacuationRecord | None, status: Mapping[str, Any] | Non
     return status.get("id") != request.id or status.get("state") != DONE
 
 
+def is_in_flight(request: EvacuationRecord | None, status: Mapping[str, Any] | None) -> bool:
+    """The request is neither done nor failed: not recorded yet, or recorded as accepted."""
+    if request is None:
+        return False
+    status = status or {}
+    return status.get("id") != request.id or status.get("state") == ACCEPTED
+
+
+def pending_evacuations_from(
+    host: str, servers: Iterable[tuple[str, EvacuationRecord | None, Mapping[str, Any] | None]]
+) -> list[str]:
+    """Of these servers, given as (name, request, status.evacuation), those evacuated from `host`
+    whose evacuation is not confirmed, sorted: their VMs may still run there (force-up guard)."""
+    return sorted(
+        name
+        for name, request, status in servers
+        if request is not None and request.source_host == host and is_pending(request, status)
+    )
+
+
 def progress(
     request: EvacuationRecord,
     *,
@@ -213,3 +253,140 @@ def progress(
     if requested is not None and (now - requested).total_seconds() > timeout:
         return FAILED, f"server not UP on {request.target_host} within {timeout:g}s (host status {target_host_status})"
     return ACCEPTED, None
+
+
+# -- automatic evacuation: one pass's plan -------------------------------------------------
+STORM_SCOPE_ZONE = "zone"  # the storm guard counts the down hosts of the source's zone; else ("global") all:
+ALL_ZONES = "all"  # the one scope when the guard counts all hosts
+
+Situation = tuple[str, ...]  # what a warning is about; told once, until it no longer holds
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFacts:
+    """What automatic evacuation depends on, for one server."""
+
+    key: tuple[str, str]  # (namespace, name)
+    host: str
+    ha: bool
+    in_flight: bool  # an evacuation of it is requested and neither done nor failed
+    vm_state: str | None = None
+    task_state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Evacuate `server` from `source_host` to `target_host`."""
+
+    server: tuple[str, str]  # (namespace, name)
+    source_host: str
+    target_host: str
+
+
+@dataclass(frozen=True, slots=True)
+class WarningEvent:
+    """A Warning Event to send: about `server` when given, else about `host`'s nova-compute service."""
+
+    situation: Situation
+    reason: str
+    message: str
+    host: str
+    server: tuple[str, str] | None = None  # (namespace, name)
+
+
+@dataclass(frozen=True, slots=True)
+class EvacuationPlan:
+    moves: list[Move]
+    warnings: list[WarningEvent]  # situations that began since the last pass
+    situations: frozenset[Situation]  # every situation that holds now: the next pass's `warned`
+    storming: frozenset[str]  # scopes (zones, or "all") where the storm guard stops evacuation now
+    resumed: frozenset[str]  # scopes where it stopped in the last pass and no longer does
+    guarded_scopes: frozenset[str]  # scopes the storm-guard gauge reports on now
+
+
+def plan_evacuations(
+    servers: Sequence[ServerFacts],
+    hosts: Sequence[ComputeHost],
+    *,
+    concurrency: int,
+    storm_threshold: float,
+    storm_scope: str,
+    warned: Collection[Situation] = frozenset(),
+) -> EvacuationPlan:
+    """One pass of automatic evacuation: HA servers on forced-down hosts, host by host (by name),
+    each spread over the eligible targets (plan_targets, counting this pass's placements), while
+    fewer than `concurrency` evacuations are in flight, and none from a scope in a storm.
+
+    Warns about an HA server Nova would not evacuate (its state), a storm, a host whose servers
+    have no eligible target: each once while it holds (`warned`: the last plan's situations)."""
+    by_host = {h.host: h for h in hosts}
+    waiting, warnings = _waiting_by_host(servers, by_host)
+    zone_scoped = storm_scope == STORM_SCOPE_ZONE
+    storming: set[str] = set()
+    budget = concurrency - sum(s.in_flight for s in servers)
+    placed: Counter[str] = Counter()  # servers sent to each host in this pass
+    moves: list[Move] = []
+    for host in sorted(waiting):
+        source, count = by_host[host], len(waiting[host])
+        scope = source.zone if zone_scoped else ALL_ZONES
+        population = [h.up for h in hosts if scope == ALL_ZONES or h.zone == scope]
+        if storm(population, storm_threshold):
+            if scope not in storming:  # told by the first host of the scope
+                storming.add(scope)
+                message = _storm_message(scope, down_share(population), storm_threshold, count, host)
+                warnings.append(WarningEvent(("storm", scope), "EvacuationStormGuard", message, host))
+            continue
+        if not eligible_targets(host, source.zone, hosts):
+            message = f"{count} HA servers on forced-down host {host} wait: no enabled, up host to evacuate them to"
+            warnings.append(WarningEvent(("notarget", host), "EvacuationNoTarget", message, host))
+            continue
+        if budget <= 0:
+            continue  # at the cap: a later pass, when some are done or failed
+        batch = sorted(waiting[host], key=lambda s: s.key)[:budget]
+        targets = plan_targets(
+            len(batch), host, source.zone, [replace(h, servers=h.servers + placed[h.host]) for h in hosts]
+        )
+        placed.update(targets)
+        budget -= len(targets)
+        moves += [Move(server.key, host, target) for server, target in zip(batch, targets, strict=True)]
+
+    was_storming = {situation[1] for situation in warned if situation[0] == "storm"}
+    guarded = {h.zone for h in hosts if h.forced_down} if zone_scoped else {ALL_ZONES}
+    return EvacuationPlan(
+        moves=moves,
+        warnings=[w for w in warnings if w.situation not in warned],
+        situations=frozenset(w.situation for w in warnings),
+        storming=frozenset(storming),
+        resumed=frozenset(was_storming - storming),
+        guarded_scopes=frozenset(guarded | storming),
+    )
+
+
+def _waiting_by_host(
+    servers: Iterable[ServerFacts], by_host: Mapping[str, ComputeHost]
+) -> tuple[dict[str, list[ServerFacts]], list[WarningEvent]]:
+    """HA servers not in flight on forced-down hosts, by host, and a warning for each of them
+    that Nova would not evacuate (nova.compute.api's check_instance_state)."""
+    waiting: dict[str, list[ServerFacts]] = defaultdict(list)
+    warnings: list[WarningEvent] = []
+    for server in servers:
+        source = by_host.get(server.host)
+        if not server.ha or server.in_flight or source is None or not source.forced_down:
+            continue
+        invalid = invalid_state(server.vm_state, server.task_state)
+        if invalid is None:
+            waiting[server.host].append(server)
+            continue
+        message = f"not evacuated from forced-down host {server.host}: {invalid.attr} is {invalid.state}"
+        situation = ("state", *server.key, server.host)
+        warnings.append(WarningEvent(situation, "EvacuationSkipped", message, server.host, server.key))
+    return waiting, warnings
+
+
+def _storm_message(scope: str, share: float, threshold: float, waiting: int, host: str) -> str:
+    where = f" in zone {scope}" if scope != ALL_ZONES else ""
+    return (
+        f"automatic evacuation stopped: {share:.0%} of the {COMPUTE_BINARY} hosts{where} are down (threshold "
+        f"{threshold:.0%}); {waiting} HA servers on {host} wait. A partition is likelier than that many host "
+        "failures: check, then evacuate by hand."
+    )

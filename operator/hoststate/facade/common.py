@@ -29,14 +29,17 @@ def invalid_state_message(action: str, server_id: str, attr: str, state: str | N
 
 def pending_evacuations_from(state: ClusterState, host: str) -> list[str]:
     """Servers (namespace/name) evacuated from `host` whose evacuation is not confirmed (done)."""
-    pending = []
-    for server in state.all_servers():
-        request = rules.parse_request(server["metadata"].get("annotations"))
-        if request is None or request.source_host != host:
-            continue
-        if rules.is_pending(request, (server.get("status") or {}).get("evacuation")):
-            pending.append(f"{server['metadata']['namespace']}/{server['metadata']['name']}")
-    return sorted(pending)
+    return rules.pending_evacuations_from(
+        host,
+        (
+            (
+                f"{server['metadata']['namespace']}/{server['metadata']['name']}",
+                rules.parse_request(server["metadata"].get("annotations")),
+                (server.get("status") or {}).get("evacuation"),
+            )
+            for server in state.all_servers()
+        ),
+    )
 
 
 def force_up_refused_message(host: str, pending: list[str]) -> str:

@@ -5,10 +5,10 @@
   server shows UP on its target, or failed. The operator is the only writer of
   status.evacuation, so callers of the facade need `patch servers` and nothing on servers/status.
 - Evacuates HA servers (label hoststate.io/ha=true) on forced-down hosts without a call, spread
-  over healthy hosts (domain.evacuation.plan_targets), at most `--evacuation-concurrency` in
-  flight, and not at all while more than `--evacuation-storm-threshold` of the hosts (of the
-  zone, or of all) are down: then a Warning Event and the gauge
-  hoststate_evacuation_storm_guard_active say so.
+  over healthy hosts, at most `--evacuation-concurrency` in flight, and not at all while more
+  than `--evacuation-storm-threshold` of the hosts (of the zone, or of all) are down: then a
+  Warning Event and the gauge hoststate_evacuation_storm_guard_active say so. What to do is
+  decided by domain.evacuation.plan_evacuations; this module writes it.
 - Force-up guard, kubectl side: a CEL rule cannot see other objects, so unsetting forcedDown
   while evacuations from the host are unconfirmed is reported by a Warning Event
   (ForceUpWithPendingEvacuations) on the ComputeService. The facade refuses it outright.
@@ -24,8 +24,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -71,8 +70,8 @@ class Tracked:
     ha: bool
     vm_state: str | None
     task_state: str | None
-    request: rules.EvacuationRecord | None
-    record: dict[str, Any] | None  # status.evacuation
+    request: rules.EvacuationRecord | None  # the annotation
+    evacuation_status: dict[str, Any] | None  # status.evacuation, as the operator last recorded it
     host_status: str | None
     resource_version: str | None
 
@@ -87,35 +86,39 @@ class Tracked:
             vm_state=spec.get("vmState"),
             task_state=spec.get("taskState"),
             request=rules.parse_request(meta.get("annotations")),
-            record=status.get("evacuation"),
+            evacuation_status=status.get("evacuation"),
             host_status=status.get("hostStatus"),
             resource_version=meta.get("resourceVersion"),
         )
 
     @property
     def relevant(self) -> bool:
-        return self.ha or self.request is not None or self.record is not None
+        return self.ha or self.request is not None or self.evacuation_status is not None
 
     @property
     def in_flight(self) -> bool:
-        """Requested and not yet done or failed."""
-        if self.request is None:
-            return False
-        record = self.record or {}
-        return record.get("id") != self.request.id or record.get("state") == rules.ACCEPTED
+        return rules.is_in_flight(self.request, self.evacuation_status)
+
+    @property
+    def facts(self) -> rules.ServerFacts:
+        return rules.ServerFacts(self.key, self.host, self.ha, self.in_flight, self.vm_state, self.task_state)
 
     @property
     def ref(self) -> ObjectRef:
         return ObjectRef(API_GROUP_VERSION, "Server", self.key[1], self.uid, namespace=self.key[0])
 
 
-@dataclass
-class _Guard:
-    active: set[str] = field(default_factory=set)  # storm scopes (zones, or "all") stopped now
-    seen: set[str] = field(default_factory=set)  # scopes the gauge has a value for
-
-
 class Evacuator:
+    """The operator's evacuation worker: records evacuation requests in status.evacuation and
+    follows them to done or failed, evacuates HA servers of forced-down hosts by the plan of
+    domain.evacuation.plan_evacuations, and warns when forcedDown is unset with evacuations
+    from the host unconfirmed.
+
+    Fed by the Server informer (server_changed), the Reconciler's transitions (on_transition)
+    and ComputeService events (service_seen, service_deleted); reads the Reconciler's indexes
+    and clock. `reconcile()` is one level-based pass, which `start()` runs on every change and
+    every RECHECK_PERIOD seconds."""
+
     def __init__(
         self,
         client: KubeClient,
@@ -131,8 +134,8 @@ class Evacuator:
         self.metrics = metrics
         self.tracked: dict[ServerKey, Tracked] = {}
         self._forced_down: dict[str, bool] = {}  # ComputeService name -> spec.forcedDown last seen
-        self._guard = _Guard()
-        self._warned: set[tuple[str, ...]] = set()  # Events sent once per situation
+        self._situations: frozenset[rules.Situation] = frozenset()  # warned about, and still holding
+        self._guarded_scopes: set[str] = set()  # scopes the storm-guard gauge has a value for
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -167,18 +170,18 @@ class Evacuator:
         self._wake.set()
 
     def _upsert(self, body: dict[str, Any]) -> None:
-        record = Tracked.from_body(body)
-        known = self.tracked.get(record.key)
+        tracked = Tracked.from_body(body)
+        known = self.tracked.get(tracked.key)
         if (
             known is not None
-            and known.uid == record.uid
+            and known.uid == tracked.uid
             and is_stale(resource_version(body), _int(known.resource_version))
         ):
             return  # older than what our own write returned
-        if record.relevant:
-            self.tracked[record.key] = record
+        if tracked.relevant:
+            self.tracked[tracked.key] = tracked
             self.wake()
-        elif self.tracked.pop(record.key, None) is not None:
+        elif self.tracked.pop(tracked.key, None) is not None:
             self.wake()
 
     # -- running -------------------------------------------------------------------------
@@ -217,11 +220,11 @@ class Evacuator:
     async def _progress(self, tracked: Tracked, now: datetime) -> None:
         request = tracked.request
         assert request is not None
-        record = tracked.record or {}
-        if record.get("id") != request.id:
-            await self._write_record(tracked, replace(request, state=rules.ACCEPTED))
+        status = tracked.evacuation_status or {}
+        if status.get("id") != request.id:
+            await self._write_status(tracked, replace(request, state=rules.ACCEPTED))
             return
-        if record.get("state") != rules.ACCEPTED:
+        if status.get("state") != rules.ACCEPTED:
             return
         state, message = rules.progress(
             request,
@@ -233,16 +236,16 @@ class Evacuator:
             timeout=self.config.evacuation_timeout,
         )
         if state != rules.ACCEPTED:
-            await self._write_record(
+            await self._write_status(
                 tracked, replace(request, state=state, completed_time=kube_time(now), message=message)
             )
 
-    async def _write_record(self, tracked: Tracked, record: rules.EvacuationRecord) -> None:
+    async def _write_status(self, tracked: Tracked, evacuation: rules.EvacuationRecord) -> None:
         try:
             answer = await self.client.patch(
                 SERVERS,
                 tracked.key[1],
-                {"status": {"evacuation": record.status()}},
+                {"status": {"evacuation": evacuation.status()}},
                 namespace=tracked.key[0],
                 subresource="status",
             )
@@ -252,138 +255,92 @@ class Evacuator:
                 return
             raise
         self._upsert(slim_server_with_evacuation(answer))
-        self.metrics.evacuations.labels(trigger=record.trigger, state=record.state).inc()
+        self.metrics.evacuations.labels(trigger=evacuation.trigger, state=evacuation.state).inc()
+        source, target = evacuation.source_host, evacuation.target_host
         text = {
-            rules.ACCEPTED: f"evacuation from {record.source_host} to {record.target_host} accepted "
-            f"({record.trigger}, by {record.requested_by or 'unknown'})",
-            rules.DONE: f"evacuated from {record.source_host} to {record.target_host}: {record.message}",
-            rules.FAILED: f"evacuation from {record.source_host} to {record.target_host} failed: {record.message}",
-        }[record.state]
+            rules.ACCEPTED: f"evacuation from {source} to {target} accepted "
+            f"({evacuation.trigger}, by {evacuation.requested_by or 'unknown'})",
+            rules.DONE: f"evacuated from {source} to {target}: {evacuation.message}",
+            rules.FAILED: f"evacuation from {source} to {target} failed: {evacuation.message}",
+        }[evacuation.state]
         logger.info("server %s/%s: %s", *tracked.key, text)
         reason = {rules.ACCEPTED: "EvacuationAccepted", rules.DONE: "Evacuated", rules.FAILED: "EvacuationFailed"}
-        self.events.record(tracked.ref, reason[record.state], text, warning=record.state == rules.FAILED)
+        self.events.record(tracked.ref, reason[evacuation.state], text, warning=evacuation.state == rules.FAILED)
 
     # -- automatic evacuation ----------------------------------------------------------------
     async def _evacuate_ha_servers(self, now: datetime) -> None:
-        services = self.reconciler.services
-        down_time = self.reconciler.config.down_time
-        computes = [r for r in services.by_name.values() if r.is_compute]
-        up = {r.host: services.facts(r, now, down_time).up for r in computes}
-
-        waiting: dict[str, list[Tracked]] = defaultdict(list)
-        for tracked in self.tracked.values():
-            if not tracked.ha or tracked.in_flight or not tracked.host:
-                continue
-            service = services.compute_service(tracked.host)
-            if service is None or not service.forced_down:
-                continue
-            invalid = rules.invalid_state(tracked.vm_state, tracked.task_state)
-            if invalid is not None:
-                self._warn_once(
-                    ("state", *tracked.key, tracked.host),
-                    tracked.ref,
-                    "EvacuationSkipped",
-                    f"not evacuated from forced-down host {tracked.host}: {invalid.attr} is {invalid.state}",
-                )
-                continue
-            waiting[tracked.host].append(tracked)
-
-        storming: set[str] = set()
-        budget = self.config.evacuation_concurrency - sum(t.in_flight for t in self.tracked.values())
-        extra: dict[str, int] = defaultdict(int)  # servers placed in this pass
-        writes = []
-        for host in sorted(waiting):
-            source = services.compute_service(host)
-            assert source is not None
-            scope = source.zone if self.config.evacuation_storm_scope == "zone" else "all"
-            population = [up[r.host] for r in computes if scope == "all" or r.zone == scope]
-            if rules.storm(population, self.config.evacuation_storm_threshold):
-                storming.add(scope)
-                if scope not in self._guard.active:
-                    share = rules.down_share(population)
-                    text = (
-                        f"automatic evacuation stopped: {share:.0%} of the nova-compute hosts "
-                        f"{'in zone ' + scope if scope != 'all' else ''} are down (threshold "
-                        f"{self.config.evacuation_storm_threshold:.0%}); {len(waiting[host])} HA servers on {host} "
-                        "wait. A partition is likelier than that many host failures: check, then evacuate by hand."
-                    ).replace("  ", " ")
-                    logger.warning("%s", text)
-                    self.events.record(_service_ref(source), "EvacuationStormGuard", text, warning=True)
-                    self._guard.active.add(scope)
-                continue
-            if budget <= 0:
-                continue
-            servers = sorted(waiting[host], key=lambda t: t.key)[:budget]
-            candidates = [
-                rules.Candidate(
-                    host=r.host,
-                    zone=r.zone,
-                    disabled=r.disabled,
-                    forced_down=r.forced_down,
-                    up=up[r.host],
-                    servers=len(self.reconciler.servers.by_host.get(r.host, ())) + extra[r.host],
-                )
-                for r in computes
-            ]
-            targets = rules.plan_targets(len(servers), host, source.zone, candidates)
-            if len(targets) < len(servers):
-                self._warn_once(
-                    ("notarget", host),
-                    _service_ref(source),
-                    "EvacuationNoTarget",
-                    f"{len(servers) - len(targets)} HA servers on forced-down host {host} wait: no enabled, "
-                    "up host to evacuate them to",
-                )
-            else:
-                self._warned.discard(("notarget", host))
-            for tracked, target in zip(servers, targets, strict=False):
-                extra[target] += 1
-                budget -= 1
-                writes.append(self._request(tracked, target, now))
-        for scope in self._guard.active - storming:
+        """Plan (domain.evacuation.plan_evacuations), then tell the warnings and write the moves."""
+        plan = rules.plan_evacuations(
+            [t.facts for t in self.tracked.values()],
+            self._compute_hosts(now),
+            concurrency=self.config.evacuation_concurrency,
+            storm_threshold=self.config.evacuation_storm_threshold,
+            storm_scope=self.config.evacuation_storm_scope,
+            warned=self._situations,
+        )
+        self._situations = plan.situations
+        for warning in plan.warnings:
+            self._warn(warning)
+        for scope in sorted(plan.resumed):
             logger.info("automatic evacuation resumed in %s", scope)
-        self._guard.active &= storming
-        self._guard.seen |= storming | self._known_scopes(computes)
-        for scope in self._guard.seen:
-            self.metrics.evacuation_storm_guard.labels(zone=scope).set(1.0 if scope in storming else 0.0)
-        results = await asyncio.gather(*writes, return_exceptions=True)
-        for error in (r for r in results if isinstance(r, BaseException)):
+        self._guarded_scopes |= plan.guarded_scopes
+        for scope in self._guarded_scopes:
+            self.metrics.evacuation_storm_guard.labels(zone=scope).set(1.0 if scope in plan.storming else 0.0)
+        results = await asyncio.gather(*(self._request(move, now) for move in plan.moves), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for error in errors:
             logger.warning("automatic evacuation not written: %s", error)
-        if any(isinstance(r, BaseException) for r in results):
+        if errors:
             self.metrics.reconcile_errors.labels(kind="evacuation").inc()
 
-    def _known_scopes(self, computes: list[Any]) -> set[str]:
-        if self.config.evacuation_storm_scope == "global":
-            return {"all"}
-        return {r.zone for r in computes if r.forced_down}
+    def _compute_hosts(self, now: datetime) -> list[rules.ComputeHost]:
+        services, servers = self.reconciler.services, self.reconciler.servers
+        down_time = self.reconciler.config.down_time
+        return rules.compute_hosts(
+            ((r.host, r.zone, services.facts(r, now, down_time)) for r in services.by_name.values() if r.is_compute),
+            lambda host: len(servers.by_host.get(host, ())),
+        )
 
-    async def _request(self, tracked: Tracked, target: str, now: datetime) -> None:
-        record = rules.EvacuationRecord(
+    def _warn(self, warning: rules.WarningEvent) -> None:
+        if warning.server is not None:
+            ref = self.tracked[warning.server].ref
+        else:
+            service = self.reconciler.services.compute_service(warning.host)
+            if service is None:
+                return
+            ref = ObjectRef(API_GROUP_VERSION, "ComputeService", service.name, service.uid)
+        logger.warning("%s", warning.message)
+        self.events.record(ref, warning.reason, warning.message, warning=True)
+
+    async def _request(self, move: rules.Move, now: datetime) -> None:
+        tracked = self.tracked[move.server]
+        evacuation = rules.EvacuationRecord(
             id=str(uuid.uuid4()),
-            source_host=tracked.host,
-            target_host=target,
+            source_host=move.source_host,
+            target_host=move.target_host,
             requested_time=kube_time(now),
             trigger=rules.TRIGGER_AUTOMATIC,
             requested_by=OPERATOR_USER,
         )
         try:
             answer = await self.client.patch(
-                SERVERS, tracked.key[1], rules.request_patch(record, tracked.resource_version), namespace=tracked.key[0]
+                SERVERS,
+                tracked.key[1],
+                rules.request_patch(evacuation, tracked.resource_version),
+                namespace=tracked.key[0],
             )
         except ApiError as error:
             if error.status in (404, 409):
                 return  # deleted, or changed since we decided: the next pass decides again
             raise
-        logger.info("evacuating HA server %s/%s from %s to %s", *tracked.key, tracked.host, target)
+        logger.info("evacuating HA server %s/%s from %s to %s", *tracked.key, move.source_host, move.target_host)
         self._upsert(slim_server_with_evacuation(answer))
 
     # -- force-up guard ---------------------------------------------------------------------
     def _report_force_up(self, body: dict[str, Any]) -> None:
         host = (body.get("spec") or {}).get("host", "")
-        pending = sorted(
-            f"{t.key[0]}/{t.key[1]}"
-            for t in self.tracked.values()
-            if t.request is not None and t.request.source_host == host and rules.is_pending(t.request, t.record)
+        pending = rules.pending_evacuations_from(
+            host, ((f"{t.key[0]}/{t.key[1]}", t.request, t.evacuation_status) for t in self.tracked.values())
         )
         if not pending:
             return
@@ -400,17 +357,6 @@ class Evacuator:
             text,
             warning=True,
         )
-
-    def _warn_once(self, key: tuple[str, ...], ref: ObjectRef, reason: str, text: str) -> None:
-        if key in self._warned:
-            return
-        self._warned.add(key)
-        logger.warning("%s", text)
-        self.events.record(ref, reason, text, warning=True)
-
-
-def _service_ref(record: Any) -> ObjectRef:
-    return ObjectRef(API_GROUP_VERSION, "ComputeService", record.name, record.uid)
 
 
 def _time(value: str | None) -> datetime | None:
