@@ -18,7 +18,6 @@ from typing import Any
 
 from oslo_utils import strutils, timeutils
 
-from ..kubetime import parse_kube_time
 from .api_version import APIVersion
 from .faults import HTTPBadRequest, HTTPForbidden
 from .schemas import servers as schemas
@@ -80,14 +79,6 @@ NOT_COLUMNS = frozenset(
 )
 
 
-def _created(server: Obj) -> datetime | None:
-    return parse_kube_time(server["metadata"].get("creationTimestamp"))
-
-
-def _launched(server: Obj) -> datetime | None:
-    return None if (server.get("spec") or {}).get("vmState") == "building" else _created(server)
-
-
 def columns(zone_of: ZoneOf) -> dict[str, Callable[[Obj], Any]]:
     """What each instance column holds for a Server (the values its body shows)."""
 
@@ -122,8 +113,8 @@ def columns(zone_of: ZoneOf) -> dict[str, Callable[[Obj], Any]]:
         "auto_disk_config": lambda s: False,
         "progress": lambda s: 0,
         "locked": lambda s: False,
-        "created_at": _created,
-        "launched_at": _launched,
+        "created_at": views.created_at,
+        "launched_at": views.launched_at,
         "updated_at": views.last_update,
         **dict.fromkeys(
             (

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ...domain import HostStatus
 from .. import search
+from ..api_version import APIVersion
 from ..cache import ClusterState
 from ..common import get_instance
 from ..context import RequestContext
@@ -96,10 +97,35 @@ class ServerController:
     async def _list(self, request: web.Request, *, is_detail: bool) -> web.Response:
         ctx = context(request)
         self.policy.can(ctx, policies.DETAIL if is_detail else policies.INDEX)
-        api_version = version(request)
         query = query_lists(request)
+        criteria = self._criteria(ctx, query, version(request), is_detail=is_detail)
+        visibility = self._visibility(ctx, ctx.project_id) if is_detail else None
+        # Everything the answer depends on but the time (host statuses, checked on a hit).
+        scope = criteria.project_id or ""
+        cache_key = (
+            scope,
+            self.state.server_generations[scope],
+            self.state.service_generation,
+            is_detail,
+            version(request),
+            links(request),
+            visibility,
+            criteria,
+        )
+        if (cached := self.responses.get(cache_key, self.state.host_status_of_host)) is not None:
+            return web.Response(body=cached, content_type="application/json")
+        servers, limit = _paginate(criteria.apply(self._candidates(criteria), self.state.zone_of_host), criteria)
+        statuses: dict[str, HostStatus] = {}
+        encoded = self._render_list(request, query, servers, limit, visibility, statuses)
+        self.responses.put(cache_key, statuses, encoded)
+        return web.Response(body=encoded, content_type="application/json")
+
+    def _criteria(
+        self, ctx: RequestContext, query: dict[str, list[str]], api_version: APIVersion, *, is_detail: bool
+    ) -> search.ServerSearch:
+        """The query validated and parsed; searching all tenants needs its own rule."""
         validate_query(schemas.query_params(api_version), query)
-        criteria = search.parse(  # the parsed query: filters, scope, sort, page
+        criteria = search.parse(
             query,
             api_version,
             allow_all_filters=self.policy.can(ctx, policies.ALLOW_ALL_FILTERS, fatal=False),
@@ -109,33 +135,29 @@ class ServerController:
         )
         if criteria.all_tenants:
             self.policy.can(ctx, policies.DETAIL_ALL_TENANTS if is_detail else policies.INDEX_ALL_TENANTS)
-        visibility = self._visibility(ctx, ctx.project_id) if is_detail else None
-        # Everything the answer depends on but the time (host statuses, checked on a hit).
-        scope = criteria.project_id or ""
-        cache_key = (
-            scope,
-            self.state.server_generations[scope],
-            self.state.service_generation,
-            is_detail,
-            api_version,
-            links(request),
-            visibility,
-            criteria,
-        )
-        if (cached := self.responses.get(cache_key, self.state.host_status_of_host)) is not None:
-            return web.Response(body=cached, content_type="application/json")
-        if criteria.project_id:
-            candidates: Iterable[dict[str, Any]] = self.state.servers_of_project(criteria.project_id)
-        elif criteria.user_id:  # Nova lists the user's own servers when the token has no project
-            candidates = (s for s in self.state.all_servers() if s.get("spec", {}).get("userId") == criteria.user_id)
-        else:
-            candidates = self.state.all_servers()
-        servers, limit = _paginate(criteria.apply(candidates, self.state.zone_of_host), criteria)
+        return criteria
 
+    def _candidates(self, criteria: search.ServerSearch) -> Iterable[dict[str, Any]]:
+        """The servers in the search's scope: a project's, a user's, or all."""
+        if criteria.project_id:
+            return self.state.servers_of_project(criteria.project_id)
+        if criteria.user_id:  # Nova lists the user's own servers when the token has no project
+            return (s for s in self.state.all_servers() if s.get("spec", {}).get("userId") == criteria.user_id)
+        return self.state.all_servers()
+
+    def _render_list(
+        self,
+        request: web.Request,
+        query: dict[str, list[str]],
+        servers: list[dict[str, Any]],
+        limit: int | None,
+        visibility: views.Visibility | None,
+        statuses: dict[str, HostStatus],
+    ) -> bytes:
+        """The answer's JSON, and in `statuses` the host statuses it shows. Assembled from JSON
+        fragments: re-serialising 1,000 cached bodies would dominate."""
         link_builder = links(request)
-        statuses: dict[str, HostStatus] = {}
-        if is_detail:
-            assert visibility is not None
+        if visibility is not None:  # the detail list
             items = ", ".join(self._detail(request, s, visibility, statuses) for s in servers)
         else:
             items = ", ".join(json.dumps(views.summary(s, link_builder)) for s in servers)
@@ -143,13 +165,10 @@ class ServerController:
         if limit is not None and servers and len(servers) == limit:
             next_query = {k: v[-1] for k, v in query.items() if k not in ("limit", "marker")}
             next_query.update(limit=str(limit), marker=views.server_id(servers[-1]))
-            collection = "servers/detail" if is_detail else "servers"
+            collection = "servers" if visibility is None else "servers/detail"
             next_link = [{"href": link_builder.collection(collection, **next_query), "rel": "next"}]
             text += f', "servers_links": {json.dumps(next_link)}'
-        # Assembled from JSON fragments: re-serialising 1,000 cached bodies would dominate.
-        encoded = (text + "}").encode()
-        self.responses.put(cache_key, statuses, encoded)
-        return web.Response(body=encoded, content_type="application/json")
+        return (text + "}").encode()
 
 
 class ResponseCache:

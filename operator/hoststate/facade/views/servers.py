@@ -80,11 +80,20 @@ def server_name(server: Obj) -> str:
     return server.get("spec", {}).get("displayName") or server["metadata"]["name"]
 
 
+def created_at(server: Obj) -> datetime | None:
+    return parse_time(server["metadata"].get("creationTimestamp"))
+
+
+def launched_at(server: Obj) -> datetime | None:
+    """Nova sets launched_at when the server first runs: none while it builds, else its creation."""
+    return None if (server.get("spec") or {}).get("vmState") == "building" else created_at(server)
+
+
 def last_update(server: Obj) -> datetime | None:
     """The latest write the API server recorded (managedFields), else creation."""
     times = [parse_time(entry.get("time")) for entry in server["metadata"].get("managedFields", [])]
     times = [t for t in times if t is not None]
-    return max(times) if times else parse_time(server["metadata"].get("creationTimestamp"))
+    return max(times) if times else created_at(server)
 
 
 def host_id(project_id: str, host: str) -> str:
@@ -153,11 +162,33 @@ def detail(
     zone: str | None,
     show_server_groups: bool = False,
 ) -> Obj:
-    """A server of GET /servers/detail and GET /servers/{id}."""
+    """A server of GET /servers/detail and GET /servers/{id}, its keys in Nova's order."""
+    spec = server.get("spec", {})
+    body = _basic_attributes(server, links, version, zone)
+    if visibility.extended_attributes:
+        body.update(_extended_attributes(server, version))
+    elif version.at_least("2.90"):
+        body["OS-EXT-SRV-ATTR:hostname"] = server["metadata"]["name"]  # everyone's from 2.90
+    body["key_name"] = spec.get("keyName")
+    body["OS-SRV-USG:launched_at"] = nova_datetime(launched_at(server))
+    body["OS-SRV-USG:terminated_at"] = None
+    body["OS-EXT-STS:task_state"] = spec.get("taskState")
+    body["OS-EXT-STS:vm_state"] = spec.get("vmState", "active")
+    body["OS-EXT-STS:power_state"] = spec.get("powerState", 1)
+    body["os-extended-volumes:volumes_attached"] = []
+    if version.at_least("2.9"):
+        body["locked"] = False
+    if host_status_shown(version, visibility, host_status):
+        body["host_status"] = str(host_status)
+    body.update(_later_attributes(version, show_server_groups=show_server_groups))
+    return body
+
+
+def _basic_attributes(server: Obj, links: Links, version: APIVersion, zone: str | None) -> Obj:
+    """What every caller sees, up to config_drive."""
     spec = server.get("spec", {})
     meta = server["metadata"]
-    uid, project_id, host = meta["uid"], meta.get("namespace", ""), spec.get("host", "")
-    created = parse_time(meta.get("creationTimestamp"))
+    uid, project_id = meta["uid"], meta.get("namespace", "")
     status = status_from_state(spec.get("vmState", "active"), spec.get("taskState"))
     body: Obj = {
         "id": uid,
@@ -166,10 +197,10 @@ def detail(
         "tenant_id": project_id,
         "user_id": spec.get("userId") or "",
         "metadata": dict(spec.get("metadata") or {}),
-        "hostId": host_id(project_id, host),
+        "hostId": host_id(project_id, spec.get("host", "")),
         "image": _image(spec, links),
         "flavor": _flavor(spec, links, version),
-        "created": isotime(created),
+        "created": isotime(created_at(server)),
         "updated": isotime(last_update(server)),
         "addresses": _addresses(spec),
         "accessIPv4": "",
@@ -184,42 +215,46 @@ def detail(
         # The zone the server was pinned to when it was created, if it asked for one.
         body["pinned_availability_zone"] = spec.get("availabilityZone") or None
     body["config_drive"] = ""
-    if visibility.extended_attributes:
-        body["OS-EXT-SRV-ATTR:host"] = host or None
-        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = host or None
-        body["OS-EXT-SRV-ATTR:instance_name"] = instance_name(uid)
-        if version.at_least("2.3"):
-            body["OS-EXT-SRV-ATTR:reservation_id"] = f"r-{uid[:8]}"
-            body["OS-EXT-SRV-ATTR:launch_index"] = 0
-            body["OS-EXT-SRV-ATTR:hostname"] = meta["name"]
-            body["OS-EXT-SRV-ATTR:kernel_id"] = None
-            body["OS-EXT-SRV-ATTR:ramdisk_id"] = None
-            body["OS-EXT-SRV-ATTR:root_device_name"] = None
-            body["OS-EXT-SRV-ATTR:user_data"] = None
-    elif version.at_least("2.90"):
-        body["OS-EXT-SRV-ATTR:hostname"] = meta["name"]  # everyone's from 2.90
-    body["key_name"] = spec.get("keyName")
-    body["OS-SRV-USG:launched_at"] = nova_datetime(created) if spec.get("vmState") != "building" else None
-    body["OS-SRV-USG:terminated_at"] = None
-    body["OS-EXT-STS:task_state"] = spec.get("taskState")
-    body["OS-EXT-STS:vm_state"] = spec.get("vmState", "active")
-    body["OS-EXT-STS:power_state"] = spec.get("powerState", 1)
-    body["os-extended-volumes:volumes_attached"] = []
-    if version.at_least("2.9"):
-        body["locked"] = False
-    if host_status_shown(version, visibility, host_status):
-        body["host_status"] = str(host_status)
-    if version.at_least("2.19"):
-        body["description"] = None
-    if version.at_least("2.26"):
-        body["tags"] = []
-    if version.at_least("2.63"):
-        body["trusted_image_certificates"] = None
-    if version.at_least("2.73"):
-        body["locked_reason"] = None
-    if show_server_groups and version.at_least("2.71"):
-        body["server_groups"] = []  # GET /servers/{id} only, not the detail list (as Nova)
     return body
+
+
+def _extended_attributes(server: Obj, version: APIVersion) -> Obj:
+    """OS-EXT-SRV-ATTR:*, for those the extended attributes policy lets see them."""
+    meta, host = server["metadata"], server.get("spec", {}).get("host", "")
+    attributes: Obj = {
+        "OS-EXT-SRV-ATTR:host": host or None,
+        "OS-EXT-SRV-ATTR:hypervisor_hostname": host or None,
+        "OS-EXT-SRV-ATTR:instance_name": instance_name(meta["uid"]),
+    }
+    if version.at_least("2.3"):
+        attributes.update(
+            {
+                "OS-EXT-SRV-ATTR:reservation_id": f"r-{meta['uid'][:8]}",
+                "OS-EXT-SRV-ATTR:launch_index": 0,
+                "OS-EXT-SRV-ATTR:hostname": meta["name"],
+                "OS-EXT-SRV-ATTR:kernel_id": None,
+                "OS-EXT-SRV-ATTR:ramdisk_id": None,
+                "OS-EXT-SRV-ATTR:root_device_name": None,
+                "OS-EXT-SRV-ATTR:user_data": None,
+            }
+        )
+    return attributes
+
+
+def _later_attributes(version: APIVersion, *, show_server_groups: bool) -> Obj:
+    """What later microversions added after host_status, as a server without them has it."""
+    attributes: Obj = {}
+    if version.at_least("2.19"):
+        attributes["description"] = None
+    if version.at_least("2.26"):
+        attributes["tags"] = []
+    if version.at_least("2.63"):
+        attributes["trusted_image_certificates"] = None
+    if version.at_least("2.73"):
+        attributes["locked_reason"] = None
+    if show_server_groups and version.at_least("2.71"):
+        attributes["server_groups"] = []  # GET /servers/{id} only, not the detail list (as Nova)
+    return attributes
 
 
 def host_status_shown(version: APIVersion, visibility: Visibility, value: HostStatus) -> bool:
