@@ -171,6 +171,11 @@ class ServerIndex:
             self._unlink(record)
         return record
 
+    def labels_of(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Server's labels (None: not known), for the notifications' server selectors."""
+        record = self.by_key.get((namespace, name))
+        return record.labels if record is not None else None
+
     def on_host(self, host: str) -> list[ServerRecord]:
         return [self.by_key[key] for key in self.by_host.get(host, ())]
 

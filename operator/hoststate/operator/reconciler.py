@@ -44,6 +44,15 @@ def utcnow() -> datetime:
 
 
 class Reconciler:
+    """Keeps ComputeService and Server statuses what the domain rules say they should be.
+
+    Fed synchronously from the event loop (service, heartbeat and Server events); it keeps the
+    indexes and one heartbeat timer per service, and writes through one Coalescer: one job per
+    service, per host fan-out and per server at a time, at most `fanout_concurrency` Server
+    patches in flight. `clock` gives "now" for liveness (tests pass their own); timers run on the
+    event loop's clock. Every Server transition it writes goes to `transition_listeners`.
+    """
+
     def __init__(
         self,
         client: KubeClient,
@@ -217,6 +226,15 @@ class Reconciler:
     def server_deleted(self, body: dict[str, Any]) -> None:
         self.servers.remove((body["metadata"]["namespace"], body["metadata"]["name"]))
 
+    def server_changed(self, kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """Informer handler."""
+        if kind == "DELETED":
+            assert old is not None
+            self.server_deleted(old)
+        else:
+            assert new is not None
+            self.server_seen(new)
+
     def request_fanout(self, host: str) -> None:
         self._fanout_since.setdefault(host, asyncio.get_running_loop().time())
         self._jobs.request(("host", host), lambda: self._fanout(host))
@@ -296,6 +314,11 @@ class Reconciler:
             self._service_changed(name, record.host)
         for host in self.servers.hosts():
             self.request_fanout(host)
+
+    async def resync_every(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            self.resync()
 
     async def stop(self) -> None:
         for name in list(self._timers):
