@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hoststate.domain import evacuation as rules
-from hoststate.domain.evacuation import ComputeHost
+from hoststate.domain.evacuation import ComputeHost, EvacuationPlan, ServerFacts
+from hoststate.domain.hoststatus import ServiceFacts
 from hoststate.facade.api_version import APIVersion
 from hoststate.facade.common import force_up_refused_message, invalid_state_message
 from hoststate.facade.faults import HTTPBadRequest
@@ -252,6 +253,210 @@ def test_force_up_message() -> None:
     message = force_up_refused_message("h1", [f"ns/s{i}" for i in range(7)])
     assert message.startswith("Unable to force up host h1 as evacuations from the host are not yet confirmed (ns/s0,")
     assert "and 2 more" in message
+
+
+# -- target candidates and the force-up guard ---------------------------------------------------
+def test_compute_hosts_from_services_and_server_counts() -> None:
+    facts = ServiceFacts(forced_down=True, disabled=False, up=False)
+    healthy = ServiceFacts(forced_down=False, disabled=False, up=True)
+    counts = {"a": 3}
+    hosts = rules.compute_hosts([("a", "z1", facts), ("b", "z2", healthy)], lambda h: counts.get(h, 0))
+    assert hosts == [
+        host("a", "z1", forced_down=True, up=False, servers=3),
+        host("b", "z2", servers=0),
+    ]
+    assert [h.healthy for h in hosts] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("status", "in_flight"),
+    [
+        (None, True),  # not yet recorded
+        ({"id": "other", "state": "done"}, True),  # an older evacuation's record
+        ({"id": "e1", "state": "accepted"}, True),
+        ({"id": "e1", "state": "failed"}, False),
+        ({"id": "e1", "state": "done"}, False),
+    ],
+)
+def test_in_flight(status, in_flight: bool) -> None:
+    assert rules.is_in_flight(RECORD, status) is in_flight
+    assert rules.is_in_flight(None, status) is False
+
+
+def test_pending_evacuations_from_a_host() -> None:
+    other_source = replace(RECORD, source_host="x")
+    servers = [
+        ("ns/z-accepted", RECORD, {"id": "e1", "state": "accepted"}),
+        ("ns/a-unrecorded", RECORD, None),
+        ("ns/failed", RECORD, {"id": "e1", "state": "failed"}),
+        ("ns/done", RECORD, {"id": "e1", "state": "done"}),
+        ("ns/no-request", None, None),
+        ("ns/from-x", other_source, None),
+    ]
+    assert rules.pending_evacuations_from("a", servers) == ["ns/a-unrecorded", "ns/failed", "ns/z-accepted"]
+    assert rules.pending_evacuations_from("b", servers) == []
+
+
+# -- automatic evacuation: the plan of one pass -------------------------------------------------
+def ha(name: str, on: str = "src", *, in_flight=False, ha=True, vm_state=None, task_state=None) -> ServerFacts:
+    return ServerFacts(("ns", name), on, ha, in_flight, vm_state, task_state)
+
+
+def plan(servers, hosts, *, concurrency=10, threshold=0.5, scope="zone", warned=frozenset()) -> EvacuationPlan:
+    return rules.plan_evacuations(
+        servers, hosts, concurrency=concurrency, storm_threshold=threshold, storm_scope=scope, warned=warned
+    )
+
+
+SOURCE = host("src", forced_down=True, up=False)
+TARGETS = [host("t1"), host("t2"), host("t3")]
+
+
+def moved(result: EvacuationPlan) -> dict[str, str]:
+    return {move.server[1]: move.target_host for move in result.moves}
+
+
+def test_plan_moves_ha_servers_of_forced_down_hosts_only() -> None:
+    up_source = host("up-src")
+    result = plan(
+        [
+            ha("a"),
+            ha("plain", ha=False),
+            ha("on-up-host", "up-src"),
+            ha("busy", in_flight=True),
+            ha("no-host", ""),
+            ha("unknown-host", "gone"),
+        ],
+        [SOURCE, up_source, *TARGETS],
+    )
+    assert result.moves == [rules.Move(("ns", "a"), "src", "t1")]
+    assert result.warnings == [] and result.situations == frozenset()
+
+
+def test_plan_spreads_over_targets_in_server_order() -> None:
+    result = plan([ha(f"s{i}") for i in (3, 1, 0, 2)], [SOURCE, host("t1", servers=1), host("t2"), host("t3")])
+    assert moved(result) == {"s0": "t2", "s1": "t3", "s2": "t1", "s3": "t2"}
+    assert [m.server[1] for m in result.moves] == ["s0", "s1", "s2", "s3"]
+    assert {m.source_host for m in result.moves} == {"src"}
+
+
+def test_plan_counts_placements_of_earlier_sources() -> None:
+    other_source = host("src2", forced_down=True, up=False)
+    hosts = [SOURCE, other_source, host("t1"), host("t2"), host("t3"), host("t4", servers=5)]
+    result = plan([ha("a", "src"), ha("b", "src"), ha("c", "src2"), ha("d", "src2")], hosts, threshold=0.5)
+    assert moved(result) == {"a": "t1", "b": "t2", "c": "t3", "d": "t1"}
+
+
+@pytest.mark.parametrize("vm_state", [s for s in VM_STATES if s not in rules.EVACUABLE_VM_STATES])
+def test_plan_skips_and_warns_about_servers_nova_would_not_evacuate(vm_state: str) -> None:
+    result = plan([ha("vm", vm_state=vm_state), ha("ok")], [SOURCE, *TARGETS])
+    assert moved(result) == {"ok": "t1"}
+    (warning,) = result.warnings
+    assert (warning.reason, warning.server, warning.host) == ("EvacuationSkipped", ("ns", "vm"), "src")
+    assert warning.message == f"not evacuated from forced-down host src: vm_state is {vm_state}"
+
+
+def test_plan_skips_servers_with_a_task() -> None:
+    result = plan([ha("vm", task_state="rebuilding")], [SOURCE, *TARGETS])
+    assert result.moves == [] and result.warnings[0].message.endswith("task_state is rebuilding")
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "in_flight", "expected"),
+    [(10, 0, 5), (3, 0, 3), (3, 1, 2), (3, 3, 0), (3, 4, 0), (1, 0, 1)],
+)
+def test_plan_stays_under_the_concurrency_cap(concurrency: int, in_flight: int, expected: int) -> None:
+    servers = [ha(f"w{i}") for i in range(5)] + [ha(f"f{i}", in_flight=True) for i in range(in_flight)]
+    result = plan(servers, [SOURCE, *TARGETS], concurrency=concurrency)
+    assert [m.server[1] for m in result.moves] == [f"w{i}" for i in range(expected)]
+    assert result.warnings == []  # waiting for the cap is not a warning
+
+
+def test_plan_budget_goes_to_hosts_by_name() -> None:
+    hosts = [host("b-src", forced_down=True, up=False), host("a-src", forced_down=True, up=False), *TARGETS]
+    hosts += [host(f"x{i}") for i in range(5)]  # 2 of 10 down: under the threshold
+    result = plan([ha("b1", "b-src"), ha("a1", "a-src"), ha("a2", "a-src")], hosts, concurrency=2, threshold=0.3)
+    assert [m.source_host for m in result.moves] == ["a-src", "a-src"]
+
+
+def test_storm_guard_stops_the_zone_and_warns_once() -> None:
+    hosts = [SOURCE, host("t1"), host("t2"), host("o1", "other"), host("o2", "other")]  # z nova: 1 of 3 down
+    first = plan([ha("a"), ha("b")], hosts, threshold=0.3)
+    assert first.moves == []
+    assert first.storming == {"nova"} and first.guarded_scopes == {"nova"}
+    (warning,) = first.warnings
+    assert (warning.reason, warning.host, warning.server, warning.situation) == (
+        "EvacuationStormGuard",
+        "src",
+        None,
+        ("storm", "nova"),
+    )
+    assert warning.message == (
+        "automatic evacuation stopped: 33% of the nova-compute hosts in zone nova are down (threshold 30%); "
+        "2 HA servers on src wait. A partition is likelier than that many host failures: check, then evacuate by hand."
+    )
+    again = plan([ha("a"), ha("b")], hosts, threshold=0.3, warned=first.situations)
+    assert again.warnings == [] and again.situations == first.situations and again.resumed == frozenset()
+
+    calm = plan([ha("a"), ha("b")], [*hosts, host("t3"), host("t4")], threshold=0.3, warned=again.situations)
+    assert calm.resumed == {"nova"} and calm.storming == frozenset() and calm.guarded_scopes == {"nova"}
+    assert len(calm.moves) == 2 and calm.warnings == [] and calm.situations == frozenset()
+
+
+def test_storm_guard_tells_a_scope_once_per_pass_from_its_first_host() -> None:
+    hosts = [host("a-src", forced_down=True, up=False), host("b-src", forced_down=True, up=False), host("t1")]
+    result = plan([ha("a", "a-src"), ha("b", "b-src")], hosts, threshold=0.3)
+    assert [(w.reason, w.host) for w in result.warnings] == [("EvacuationStormGuard", "a-src")]
+
+
+def test_storm_guard_per_zone_lets_other_zones_evacuate() -> None:
+    storming = [host("z1-src", "z1", forced_down=True, up=False), host("z1-t", "z1")]
+    calm = [host("z2-src", "z2", forced_down=True, up=False), *(host(f"z2-t{i}", "z2") for i in range(4))]
+    result = plan([ha("a", "z1-src"), ha("b", "z2-src")], storming + calm, threshold=0.3)
+    assert moved(result) == {"b": "z2-t0"}
+    assert result.storming == {"z1"} and result.guarded_scopes == {"z1", "z2"}
+
+
+def test_storm_guard_global_counts_every_zone_as_one() -> None:
+    hosts = [host("z1-src", "z1", forced_down=True, up=False), host("z1-t", "z1")]
+    hosts += [host(f"z2-t{i}", "z2") for i in range(4)]  # 1 of 6 down over all zones
+    result = plan([ha("a", "z1-src")], hosts, threshold=0.3, scope="global")
+    assert moved(result) == {"a": "z1-t"} and result.storming == frozenset() and result.guarded_scopes == {"all"}
+    stormy = plan([ha("a", "z1-src")], hosts[:3], threshold=0.3, scope="global")
+    assert stormy.storming == {"all"} and stormy.moves == []
+    assert "of the nova-compute hosts are down (threshold 30%)" in stormy.warnings[0].message
+
+
+def test_no_gauge_scopes_without_forced_down_hosts() -> None:
+    assert plan([ha("a", "t1")], TARGETS).guarded_scopes == frozenset()
+
+
+def test_no_target_warns_once_while_it_lasts() -> None:
+    servers = [ha("a"), ha("b"), ha("c")]
+    no_target = [SOURCE, host("t1", disabled=True), host("t2", forced_down=True)]
+    first = plan(servers, no_target, threshold=1.0)
+    assert first.moves == []
+    (warning,) = first.warnings
+    assert (warning.reason, warning.host, warning.server) == ("EvacuationNoTarget", "src", None)
+    assert warning.message == "3 HA servers on forced-down host src wait: no enabled, up host to evacuate them to"
+    assert plan(servers, no_target, threshold=1.0, warned=first.situations).warnings == []
+    # Another zone's hosts are targets when the source's zone has none.
+    other_zone = [*no_target, *(host(f"x{i}", "other") for i in range(3))]
+    later = plan(servers, other_zone, threshold=1.0, warned=first.situations)
+    assert moved(later) == {"a": "x0", "b": "x1", "c": "x2"} and later.situations == frozenset()
+
+
+def test_no_target_is_told_even_at_the_cap() -> None:
+    result = plan([ha("a"), ha("b", in_flight=True)], [SOURCE, host("t1", up=False)], concurrency=1, threshold=1.0)
+    assert [w.reason for w in result.warnings] == ["EvacuationNoTarget"]
+
+
+def test_a_situation_that_ends_and_comes_back_is_told_again() -> None:
+    skipped = plan([ha("vm", vm_state="paused")], [SOURCE, *TARGETS])
+    fixed = plan([ha("vm")], [SOURCE, *TARGETS], warned=skipped.situations)
+    assert fixed.warnings == [] and fixed.situations == frozenset()
+    again = plan([ha("vm", vm_state="paused")], [SOURCE, *TARGETS], warned=fixed.situations)
+    assert [w.reason for w in again.warnings] == ["EvacuationSkipped"]
 
 
 # -- request schemas per microversion -----------------------------------------------------------
