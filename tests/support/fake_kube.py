@@ -184,9 +184,14 @@ class FakeKube:
         *,
         subresource: str | None = None,
         content_type: str = MERGE_PATCH,
+        field_manager: str | None = None,
     ) -> dict[str, Any]:
         return await self.request(
-            "PATCH", resource.path(namespace, name, subresource), body=patch, content_type=content_type
+            "PATCH",
+            resource.path(namespace, name, subresource),
+            body=patch,
+            content_type=content_type,
+            params={"fieldManager": field_manager[:128]} if field_manager else None,
         )
 
     async def delete(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
