@@ -234,7 +234,8 @@ class FakeKube:
         return copy.deepcopy(obj)
 
     def _patch(self, target: _Path, patch: dict[str, Any], method: str, path: str) -> dict[str, Any]:
-        current = self._existing(target, method, path)
+        # A copy: merge_patch shares what the patch leaves alone, and the stored object must not change.
+        current = copy.deepcopy(self._existing(target, method, path))
         patch = copy.deepcopy(patch)
         expected = (patch.get("metadata") or {}).pop("resourceVersion", None)
         if expected is not None and expected != current["metadata"]["resourceVersion"]:
