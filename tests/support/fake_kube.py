@@ -103,6 +103,13 @@ class FakeKube:
     def object(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         return self.objects.get(_Path.parse(resource.path(namespace, name)).key)
 
+    def modify(
+        self, resource: Resource, name: str, patch: Any, namespace: str | None = None, *, subresource: str | None = None
+    ) -> dict[str, Any]:
+        """Apply a merge patch as another writer would (without recording a call); return the object."""
+        path = resource.path(namespace, name, subresource)
+        return self._patch(_Path.parse(path), patch, "PATCH", path)
+
     def fail(self, status: int, *, method: str | None = None, path: str | None = None, times: int = 1) -> None:
         """The next `times` requests matching `method` and `path` (exact; None: any) fail with
         `status` (times=-1: all of them, until clear_failures)."""
