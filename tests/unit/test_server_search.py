@@ -162,3 +162,21 @@ def test_every_parameter_of_the_schema_is_handled(version: str) -> None:
                 parse(query, version, admin=True)
             continue
         parse(query, version, admin=True).apply(list(servers), lambda host: None)
+
+
+def test_the_query_schema_and_ignored_sort_keys_change_at_nova_s_versions() -> None:
+    schemas = search.schemas
+    expected = [
+        ("2.1", schemas.query_params_v21, schemas.IGNORED_SORT_KEYS),
+        ("2.25", schemas.query_params_v21, schemas.IGNORED_SORT_KEYS),
+        ("2.26", schemas.query_params_v226, schemas.IGNORED_SORT_KEYS),
+        ("2.65", schemas.query_params_v226, schemas.IGNORED_SORT_KEYS),
+        ("2.66", schemas.query_params_v266, schemas.IGNORED_SORT_KEYS),
+        ("2.73", schemas.query_params_v273, schemas.IGNORED_SORT_KEYS_V273),
+        ("2.74", schemas.query_params_v273, schemas.IGNORED_SORT_KEYS_V273),
+        ("2.75", schemas.query_params_v275, []),
+        ("2.96", schemas.query_params_v275, []),
+    ]
+    for version, query_schema, ignored in expected:
+        assert schemas.query_params(APIVersion.parse(version)) is query_schema, version
+        assert schemas.ignored_sort_keys(APIVersion.parse(version)) == ignored, version
