@@ -286,7 +286,8 @@ class Evacuator:
         self._guarded_scopes |= plan.guarded_scopes
         for scope in self._guarded_scopes:
             self.metrics.evacuation_storm_guard.labels(zone=scope).set(1.0 if scope in plan.storming else 0.0)
-        results = await asyncio.gather(*(self._request(move, now) for move in plan.moves), return_exceptions=True)
+        writes = [self._request(self.tracked[move.server], move, now) for move in plan.moves]
+        results = await asyncio.gather(*writes, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         for error in errors:
             logger.warning("automatic evacuation not written: %s", error)
@@ -312,8 +313,7 @@ class Evacuator:
         logger.warning("%s", warning.message)
         self.events.record(ref, warning.reason, warning.message, warning=True)
 
-    async def _request(self, move: rules.Move, now: datetime) -> None:
-        tracked = self.tracked[move.server]
+    async def _request(self, tracked: Tracked, move: rules.Move, now: datetime) -> None:
         evacuation = rules.EvacuationRecord(
             id=str(uuid.uuid4()),
             source_host=move.source_host,
