@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hoststate.devcluster import free_port
 from hoststate.kube import COMPUTE_SERVICES, LEASES, SERVERS, KubeClient
 from hoststate.kubetime import parse_kube_time
-from hoststate.operator.status import server_status_patch
+from hoststate.operator.status_patches import server_status_patch
 from hoststate.resources.computeservice import service_name
 
 from .harness import ServerWatch, Stack, process_cpu_seconds, process_rss_mib, progress, summary

@@ -10,7 +10,7 @@ import pytest
 from hoststate.domain import HostStatus, ServiceFacts, service_view
 from hoststate.operator.coalescer import Coalescer
 from hoststate.operator.indexes import ServerIndex, ServerRecord, ServiceIndex, ServiceRecord, is_stale
-from hoststate.operator.status import server_status_patch, service_status_is_current, service_status_patch
+from hoststate.operator.status_patches import server_status_patch, service_status_is_current, service_status_patch
 from hoststate.resources.lease import heartbeat_lease, lease_heartbeat, lease_renew_time
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)

@@ -30,7 +30,7 @@ from .coalescer import Coalescer
 from .config import OperatorConfig
 from .events import EventRecorder, ObjectRef
 from .indexes import ServerIndex, ServerKey, ServerRecord, ServiceIndex, ServiceRecord, is_stale
-from .status import server_status_patch, service_status_is_current, service_status_patch
+from .status_patches import server_status_patch, service_status_is_current, service_status_patch
 
 logger = logging.getLogger(__name__)
 
