@@ -1,10 +1,10 @@
-"""An in-memory stand-in for KubeClient, for in-process tests of the operator's logic.
+"""An in-memory KubeClient, for in-process tests of the operator's logic.
 
-It keeps objects as the API server would (uid, resourceVersion from one counter, generation
-bumped by spec changes, generateName), applies merge patches (RFC 7386) with the status
-subresource kept apart and a resourceVersion in the patch as a precondition (409), records
-every request, and fails the requests a test asks it to. No watches: tests feed the
-operator's handlers directly. For the integration, the tests against the API server stay.
+Its one `request` keeps objects as the API server would (uid, resourceVersion from one
+counter, generation bumped by spec changes, generateName), applies merge patches (RFC 7386)
+with the status subresource kept apart and a resourceVersion in the patch as a precondition
+(409), records every request, and fails the requests a test asks it to. No watches: tests feed
+the operator's handlers directly. For the integration, the tests against the API server stay.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hoststate.kube import ApiError, Resource
+from hoststate.kube import ApiError, KubeClient, Resource
 from hoststate.kube.client import MERGE_PATCH
 
 ObjectKey = tuple[str, str, str | None, str]  # (API prefix, plural, namespace, name)
@@ -83,11 +83,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-class FakeKube:
-    """KubeClient's request methods (request, get, list, create, patch, delete) and
-    as_token_holder, over a dict of objects."""
+class FakeKube(KubeClient):
+    """A KubeClient whose requests are answered from a dict of objects: get, list, create, patch
+    and delete are KubeClient's own, over this `request`; as_token_holder shares the objects."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # no credentials, no session
         self.objects: dict[ObjectKey, dict[str, Any]] = {}
         self.calls: list[Call] = []
         self._failures: list[_Failure] = []
@@ -172,37 +172,6 @@ class FakeKube:
             self._existing(target, method, path)
             return self.objects.pop(target.key)
         raise NotImplementedError(f"FakeKube: {method} {path}")
-
-    async def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("GET", resource.path(namespace, name))
-
-    async def list(self, resource: Resource, namespace: str | None = None, **params: str) -> dict[str, Any]:
-        return await self.request("GET", resource.path(namespace), params=params or None)
-
-    async def create(self, resource: Resource, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("POST", resource.path(namespace), body=body)
-
-    async def patch(
-        self,
-        resource: Resource,
-        name: str,
-        patch: Any,
-        namespace: str | None = None,
-        *,
-        subresource: str | None = None,
-        content_type: str = MERGE_PATCH,
-        field_manager: str | None = None,
-    ) -> dict[str, Any]:
-        return await self.request(
-            "PATCH",
-            resource.path(namespace, name, subresource),
-            body=patch,
-            content_type=content_type,
-            params={"fieldManager": field_manager[:128]} if field_manager else None,
-        )
-
-    async def delete(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
-        return await self.request("DELETE", resource.path(namespace, name))
 
     # -- the store ------------------------------------------------------------------------------
     def _existing(self, target: _Path, method: str, path: str) -> dict[str, Any]:

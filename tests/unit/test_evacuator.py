@@ -159,14 +159,18 @@ async def world():
 
 
 # -- progress of a request ----------------------------------------------------------------------
-async def test_a_request_is_accepted_then_done_when_up_on_the_target(world) -> None:
-    w = world()
+async def accepted(w: World, **target: Any) -> None:
+    """vm evacuated (through the facade) from forced-down src to dst, and recorded: accepted."""
     w.host("src", forcedDown=True)
-    w.host("dst")
+    w.host("dst", **target)
     w.server("vm", "src", host_status="DOWN")
     w.requested("vm", "src", "dst")
-
     await w.evacuator.reconcile()
+
+
+async def test_a_request_is_accepted_then_done_when_up_on_the_target(world) -> None:
+    w = world()
+    await accepted(w)
     assert w.evacuation("vm")["state"] == "accepted" and w.evacuation("vm")["id"] == "e-vm"
     assert w.events.reasons("vm") == ["EvacuationAccepted"]
     assert w.gauge("hoststate_evacuations_in_flight") == 1.0
@@ -188,11 +192,7 @@ async def test_a_request_is_accepted_then_done_when_up_on_the_target(world) -> N
 
 async def test_a_request_fails_after_the_timeout(world) -> None:
     w = world(evacuation_timeout=300.0)
-    w.host("src", forcedDown=True)
-    w.host("dst", disabled=True)  # MAINTENANCE: never UP while disabled
-    w.server("vm", "src", host_status="DOWN")
-    w.requested("vm", "src", "dst")
-    await w.evacuator.reconcile()
+    await accepted(w, disabled=True)  # MAINTENANCE: never UP while disabled
     w.host_status("vm", "MAINTENANCE")
 
     w.clock.advance(300)
@@ -210,11 +210,7 @@ async def test_a_request_fails_after_the_timeout(world) -> None:
 
 async def test_a_request_fails_when_the_target_is_forced_down(world) -> None:
     w = world()
-    w.host("src", forcedDown=True)
-    w.host("dst")
-    w.server("vm", "src", host_status="DOWN")
-    w.requested("vm", "src", "dst")
-    await w.evacuator.reconcile()
+    await accepted(w)
     w.patch_host("dst", forcedDown=True)
     await w.evacuator.reconcile()
     assert w.evacuation("vm")["state"] == "failed"
@@ -332,12 +328,16 @@ async def test_no_target_warns_once(world) -> None:
     assert w.moves() == ["ha"]
 
 
-async def test_a_conflicting_write_is_decided_again(world) -> None:
-    w = world()
+def one_ha_server_to_evacuate(w: World) -> None:
     w.host("src", forcedDown=True)
     for name in ("t1", "t2", "t3"):
         w.host(name)
     w.server("ha", "src", ha=True)
+
+
+async def test_a_conflicting_write_is_decided_again(world) -> None:
+    w = world()
+    one_ha_server_to_evacuate(w)
     w.kube.fail(409, method="PATCH", path=SERVERS.path(NS, "ha"))
     await w.evacuator.reconcile()
     assert w.request("ha") is None
@@ -349,10 +349,7 @@ async def test_a_conflicting_write_is_decided_again(world) -> None:
 
 async def test_a_failed_write_is_counted_and_retried(world) -> None:
     w = world()
-    w.host("src", forcedDown=True)
-    for name in ("t1", "t2", "t3"):
-        w.host(name)
-    w.server("ha", "src", ha=True)
+    one_ha_server_to_evacuate(w)
     w.kube.fail(500, method="PATCH", path=SERVERS.path(NS, "ha"))
     await w.evacuator.reconcile()
     assert w.request("ha") is None
@@ -364,11 +361,7 @@ async def test_a_failed_write_is_counted_and_retried(world) -> None:
 # -- force-up guard -------------------------------------------------------------------------------
 async def test_force_up_with_pending_evacuations_is_warned(world) -> None:
     w = world()
-    w.host("src", forcedDown=True)
-    w.host("dst")
-    w.server("vm", "src", host_status="DOWN")
-    w.requested("vm", "src", "dst")
-    await w.evacuator.reconcile()
+    await accepted(w)
 
     w.patch_host("src", forcedDown=False)
     (warning,) = [e for e in w.events.recorded if e.reason == "ForceUpWithPendingEvacuations"]
