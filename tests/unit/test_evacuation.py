@@ -14,6 +14,7 @@ from hoststate.domain.evacuation import ComputeHost, EvacuationPlan, ServerFacts
 from hoststate.domain.hoststatus import ServiceFacts
 from hoststate.facade.api_version import APIVersion
 from hoststate.facade.common import force_up_refused_message, invalid_state_message
+from hoststate.facade.controllers.server_actions import EvacuateBody
 from hoststate.facade.faults import HTTPBadRequest
 from hoststate.facade.schemas import evacuate as schemas
 from hoststate.facade.validation import validate_body
@@ -495,3 +496,49 @@ def ok(version: str, body: dict) -> bool:
 )
 def test_schemas(version: str, body: dict, valid: bool) -> None:
     assert ok(version, body) is valid
+
+
+# -- the body's fields per microversion ---------------------------------------------------------
+def read(version: str, evacuate: dict) -> EvacuateBody:
+    return EvacuateBody.read(evacuate, APIVersion.parse(version))
+
+
+def test_before_214_the_admin_password_is_answered() -> None:
+    given = read("2.1", {"host": "h", "onSharedStorage": "False", "adminPass": "x"})
+    assert (given.legacy, given.admin_pass, given.check_host, given.stop) == (True, "x", False, False)
+    generated = read("2.13", {"onSharedStorage": "false"}).admin_pass
+    assert generated is not None and len(generated) == 12
+    assert read("2.13", {"onSharedStorage": "true"}).admin_pass is None  # the disk is kept
+    with pytest.raises(HTTPBadRequest, match="admin password can't be changed on existing disk"):
+        read("2.1", {"onSharedStorage": "True", "adminPass": "x"})
+
+
+def test_from_214_no_password_is_answered() -> None:
+    assert read("2.14", {"adminPass": "x"}) == EvacuateBody(
+        host=None, check_host=False, stop=False, legacy=False, admin_pass=None
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "evacuate", "check_host"),
+    [
+        ("2.28", {"host": "h"}, False),  # before force: a given host is not checked
+        ("2.29", {"host": "h"}, True),
+        ("2.29", {"host": "h", "force": "false"}, True),
+        ("2.29", {"host": "h", "force": True}, False),
+        ("2.67", {"host": "h", "force": "yes"}, False),
+        ("2.68", {"host": "h"}, True),  # force is gone: always checked
+    ],
+)
+def test_a_given_host_is_checked_unless_forced(version: str, evacuate: dict, check_host: bool) -> None:
+    assert read(version, evacuate).check_host is check_host
+
+
+def test_force_needs_a_host() -> None:
+    with pytest.raises(HTTPBadRequest, match="Can't force to a non-provided destination"):
+        read("2.29", {"force": True})
+
+
+def test_from_295_the_server_is_stopped() -> None:
+    assert read("2.94", {}).stop is False
+    assert read("2.95", {}).stop is True
