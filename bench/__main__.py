@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiohttp
 
+from hoststate import API_GROUP_VERSION
+from hoststate.devcluster.processes import HoststateProcess
+from hoststate.devcluster.receiver import WebhookReceiver
 from hoststate.kube import SERVERS
 from hoststate.kube.api_resources import HOST_STATUS_SUBSCRIPTIONS, SECRETS
 
@@ -25,6 +29,7 @@ from .harness import (
     say,
 )
 from .profile import Profiler
+from .scenarios import Keys
 
 NAMESPACE = "bench"
 TENANT = "bench-tenant"  # the big host's servers: one tenant with 1,000 servers
@@ -72,135 +77,222 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class Run:
+    """What the scenarios share: the stack, its processes, the servers by host, and an observer."""
+
+    args: argparse.Namespace
+    stack: Stack
+    keys_by_host: dict[str, Keys]
+    big: str  # the host whose servers are the tenant's 1,000
+    small: str
+    expiring: list[str]  # hosts whose agents the heartbeat-expiry scenario stops
+    watch: ServerWatch
+    operator: HoststateProcess
+    operator_flags: list[str]
+    facade: HoststateProcess
+    facade_flags: list[str]
+    facade_url: str
+    session: aiohttp.ClientSession = field(default_factory=aiohttp.ClientSession)
+
+    @property
+    def token(self) -> str:
+        return self.stack.cluster.admin_token
+
+    @property
+    def servers(self) -> int:
+        return sum(len(keys) for keys in self.keys_by_host.values())
+
+    @property
+    def measured_hosts(self) -> tuple[tuple[str, int], ...]:
+        """The force-down hosts (the small, then the big one) with their repetitions."""
+        return (self.small, self.args.reps_small), (self.big, self.args.reps_big)
+
+    async def close(self) -> None:
+        await self.watch.stop()
+        await self.session.close()
+
+
+async def set_up(stack: Stack, args: argparse.Namespace) -> Run:
+    """Services with agents, the operator, the servers (all UP, or UNKNOWN on the expiring hosts), the facade."""
+    await stack.ensure_namespace(NAMESPACE)
+    await stack.ensure_namespace(TENANT)
+    hosts = [f"h{i:04d}" for i in range(args.services)]
+    big, small, expiring = hosts[0], hosts[1], hosts[2 : 2 + args.expiring]
+    others = hosts[2 : args.hosts_with_servers]
+    operator_flags = [
+        f"--service-down-time={args.down_time}",
+        f"--report-interval={args.report_interval}",
+        f"--fanout-concurrency={args.concurrency}",
+        "--resync-period=600",
+    ]
+    say(f"stack up; {len(hosts)} services, {args.servers} servers")
+
+    stack.agent([h for h in hosts if h not in expiring], args.report_interval)
+    await create_services(stack.client, hosts)
+    operator, _ = await asyncio.to_thread(stack.operator, *operator_flags)
+
+    keys_by_host = {big: await create_servers(stack.client, TENANT, big, args.big, "big")}
+    keys_by_host[small] = await create_servers(stack.client, NAMESPACE, small, args.small, "small")
+    per_host = (args.servers - args.big - args.small) // len(others)
+    for host in others:
+        keys_by_host[host] = await create_servers(stack.client, NAMESPACE, host, per_host, host)
+    watch = ServerWatch(stack.client)
+    await watch.start()
+    say(f"created {sum(len(keys) for keys in keys_by_host.values())} servers; waiting for the operator to set them")
+    await asyncio.gather(
+        *(
+            asyncio.wait_for(watch.expect(keys, "UNKNOWN" if host in expiring else "UP"), 600)
+            for host, keys in keys_by_host.items()
+        )
+    )
+
+    facade_flags = [f"--service-down-time={args.down_time}", f"--report-interval={args.report_interval}"]
+    facade, facade_port, _, _ = await scenarios.facade_ready(stack, facade_flags)
+    return Run(
+        args=args,
+        stack=stack,
+        keys_by_host=keys_by_host,
+        big=big,
+        small=small,
+        expiring=expiring,
+        watch=watch,
+        operator=operator,
+        operator_flags=operator_flags,
+        facade=facade,
+        facade_flags=facade_flags,
+        facade_url=f"http://127.0.0.1:{facade_port}/v2.1",
+    )
+
+
+async def force_down(run: Run) -> tuple[dict, dict | None]:
+    """Force-down propagation by merge patch and through the facade, for the small and the big host;
+    with --profile, the operator's profile during the big fan-out too."""
+    results: dict = {}
+    profile = None
+    for host, reps in run.measured_hosts:
+        keys = run.keys_by_host[host]
+        profiler = (
+            Profiler(run.operator.pid, RESULTS / "profile-fanout.txt") if run.args.profile and host == run.big else None
+        )
+        results[len(keys)] = {
+            "operator": await scenarios.force_down_propagation(run.stack.client, run.watch, host, keys, reps)
+        }
+        if profiler is not None:
+            profile = profiler.stop()
+        probe = await run.stack.client.get(SERVERS, keys[0][1], namespace=keys[0][0])
+        results[len(keys)]["facade"] = await scenarios.facade_force_down(
+            run.session, run.facade_url, run.token, run.watch, host, keys, probe["metadata"]["uid"], keys[0][0], reps
+        )
+        say(f"force-down N={len(keys)}: done")
+    return results, profile
+
+
+async def facade_reads(run: Run) -> dict:
+    """The facade's reads under load (wrk), beside the API server's LIST of the same servers."""
+    seconds, clients = run.args.read_seconds, run.args.read_clients
+    read_headers = {"X-Auth-Token": run.token, **scenarios.NOVA_2_16}
+    latest_headers = {"X-Auth-Token": run.token, "OpenStack-API-Version": "compute 2.96"}
+    one = await run.stack.client.get(SERVERS, run.keys_by_host[run.big][0][1], namespace=TENANT)
+    detail_url = f"{run.facade_url}/{TENANT}/servers/detail"
+    search = "status=ACTIVE&name=%5Ebig-00%5B0-4%5D&sort_key=display_name&sort_dir=asc"
+    results = {
+        "servers_detail_1000": await scenarios.read_load(detail_url, read_headers, seconds, clients),
+        "server_show": await scenarios.read_load(
+            f"{run.facade_url}/{TENANT}/servers/{one['metadata']['uid']}", read_headers, seconds, clients
+        ),
+        # The facade's maximum microversion, and a Nova search (filter, sort) over the same servers.
+        "servers_detail_1000_2_96": await scenarios.read_load(detail_url, latest_headers, seconds, clients),
+        "servers_detail_search_2_96": await scenarios.read_load(
+            f"{detail_url}?{search}", latest_headers, seconds, clients
+        ),
+        "floor_list": await scenarios.read_load(
+            f"{run.stack.cluster.server}{SERVERS.path(TENANT)}",
+            {"Authorization": f"Bearer {run.token}"},
+            seconds,
+            clients,
+        ),
+    }
+    say("facade reads: done")
+    return results
+
+
+async def notification(run: Run) -> dict:
+    """Detection to tenant notification: a webhook subscription for the 1,000 servers of the big host."""
+    client = run.stack.client
+    with WebhookReceiver() as receiver:
+        await client.create(SECRETS, {"metadata": {"name": "hook-key"}, "stringData": {"key": "k" * 32}}, TENANT)
+        subscription = {
+            "apiVersion": API_GROUP_VERSION,
+            "kind": "HostStatusSubscription",
+            "metadata": {"name": "hook"},
+            "spec": {"url": receiver.url, "signingKeySecretRef": {"name": "hook-key"}, "hostStatuses": ["DOWN", "UP"]},
+        }
+        await client.create(HOST_STATUS_SUBSCRIPTIONS, subscription, TENANT)
+        await asyncio.sleep(2)  # the operator lists the subscription and reads its key
+        big_ids = {
+            (await client.get(SERVERS, n, namespace=ns))["metadata"]["uid"] for ns, n in run.keys_by_host[run.big]
+        }
+        results = await scenarios.detection_to_notification(client, receiver, run.big, big_ids, run.args.reps_big)
+    say("detection to notification: done")
+    return results
+
+
+async def heartbeat_expiry(run: Run) -> dict:
+    args = run.args
+    results = await scenarios.heartbeat_expiry(
+        run.stack, run.watch, run.expiring, run.keys_by_host, args.down_time, args.report_interval, args.expiry_rounds
+    )
+    say("heartbeat expiry: done")
+    return results
+
+
+async def steady_state(run: Run) -> dict:
+    results = {
+        "operator": await scenarios.steady_state(run.operator.pid, run.args.steady_seconds),
+        "facade": {"rss_mib": process_rss_mib(run.facade.pid)},
+    }
+    say("steady state: done")
+    return results
+
+
+async def floors(run: Run, force_down_results: dict) -> None:
+    """The floor of each force-down: no operator, a bare client patches the same statuses."""
+    run.operator.stop()
+    for host, reps in run.measured_hosts:
+        keys = run.keys_by_host[host]
+        force_down_results[len(keys)]["floor"] = await scenarios.patch_floor(
+            run.stack.client, run.watch, keys, reps, run.args.concurrency
+        )
+        say(f"floor N={len(keys)}: done")
+
+
+async def startup(run: Run) -> dict:
+    """The operator's and the facade's start-up, over all the servers (the operator is stopped by now)."""
+    results = {"operator": await scenarios.operator_startup(run.stack, run.servers, run.operator_flags)}
+    run.facade.stop()
+    *_, results["facade"] = await scenarios.facade_ready(run.stack, run.facade_flags)
+    say("start-up: done")
+    return results
+
+
 async def main(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     stack = await Stack.start()
     results: dict = {"machine": machine(), "started": datetime.now(UTC).isoformat(), "config": vars(args)}
     try:
-        await stack.ensure_namespace(NAMESPACE)
-        await stack.ensure_namespace(TENANT)
-        hosts = [f"h{i:04d}" for i in range(args.services)]
-        big, small, expiring = hosts[0], hosts[1], hosts[2 : 2 + args.expiring]
-        others = hosts[2 : args.hosts_with_servers]
-        operator_flags = [
-            f"--service-down-time={args.down_time}",
-            f"--report-interval={args.report_interval}",
-            f"--fanout-concurrency={args.concurrency}",
-            "--resync-period=600",
-        ]
-        say(f"stack up; {len(hosts)} services, {args.servers} servers")
-
-        stack.agent([h for h in hosts if h not in expiring], args.report_interval)
-        await create_services(stack.client, hosts)
-        operator, _ = await asyncio.to_thread(stack.operator, *operator_flags)
-
-        keys_by_host = {big: await create_servers(stack.client, TENANT, big, args.big, "big")}
-        keys_by_host[small] = await create_servers(stack.client, NAMESPACE, small, args.small, "small")
-        per_host = (args.servers - args.big - args.small) // len(others)
-        for host in others:
-            keys_by_host[host] = await create_servers(stack.client, NAMESPACE, host, per_host, host)
-        total = sum(len(keys) for keys in keys_by_host.values())
-        watch = ServerWatch(stack.client)
-        await watch.start()
-        say(f"created {total} servers; waiting for the operator to set them")
-        expiring_up = [asyncio.wait_for(watch.expect(keys_by_host[h], "UNKNOWN"), 600) for h in expiring]
-        await asyncio.gather(
-            *(asyncio.wait_for(watch.expect(keys_by_host[h], "UP"), 600) for h in keys_by_host if h not in expiring),
-            *expiring_up,
-        )
-
-        facade_flags = [f"--service-down-time={args.down_time}", f"--report-interval={args.report_interval}"]
-        facade, facade_port, _, _ = await scenarios.facade_ready(stack, facade_flags)
-        facade_url = f"http://127.0.0.1:{facade_port}/v2.1"
-        session = aiohttp.ClientSession()
-        token = stack.cluster.admin_token
-
-        results["force_down"] = {}
-        for host, reps in ((small, args.reps_small), (big, args.reps_big)):
-            keys = keys_by_host[host]
-            profiler = Profiler(operator.pid, RESULTS / "profile-fanout.txt") if args.profile and host == big else None
-            results["force_down"][len(keys)] = {
-                "operator": await scenarios.force_down_propagation(stack.client, watch, host, keys, reps)
-            }
-            if profiler is not None:
-                results["profile_fanout"] = profiler.stop()
-            probe = await stack.client.get(SERVERS, keys[0][1], namespace=keys[0][0])
-            results["force_down"][len(keys)]["facade"] = await scenarios.facade_force_down(
-                session, facade_url, token, watch, host, keys, probe["metadata"]["uid"], keys[0][0], reps
-            )
-            say(f"force-down N={len(keys)}: done")
-
-        read_headers = {"X-Auth-Token": token, **scenarios.NOVA_2_16}
-        latest_headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.96"}
-        one = await stack.client.get(SERVERS, keys_by_host[big][0][1], namespace=TENANT)
-        detail_url = f"{facade_url}/{TENANT}/servers/detail"
-        show_url = f"{facade_url}/{TENANT}/servers/{one['metadata']['uid']}"
-        list_url = f"{stack.cluster.server}{SERVERS.path(TENANT)}"
-        results["facade_reads"] = {
-            "servers_detail_1000": await scenarios.read_load(
-                detail_url, read_headers, args.read_seconds, args.read_clients
-            ),
-            "server_show": await scenarios.read_load(show_url, read_headers, args.read_seconds, args.read_clients),
-            # The facade's maximum microversion, and a Nova search (filter, sort) over the same servers.
-            "servers_detail_1000_2_96": await scenarios.read_load(
-                detail_url, latest_headers, args.read_seconds, args.read_clients
-            ),
-            "servers_detail_search_2_96": await scenarios.read_load(
-                f"{detail_url}?status=ACTIVE&name=%5Ebig-00%5B0-4%5D&sort_key=display_name&sort_dir=asc",
-                latest_headers,
-                args.read_seconds,
-                args.read_clients,
-            ),
-            "floor_list": await scenarios.read_load(
-                list_url, {"Authorization": f"Bearer {token}"}, args.read_seconds, args.read_clients
-            ),
-        }
-        say("facade reads: done")
-
-        # Tell the tenant: a webhook subscription for the 1,000 servers of the big host.
-        receiver = scenarios.WebhookReceiver()
-        await receiver.start()
-        await stack.client.create(SECRETS, {"metadata": {"name": "hook-key"}, "stringData": {"key": "k" * 32}}, TENANT)
-        subscription = {
-            "apiVersion": "hoststate.io/v1alpha1",
-            "kind": "HostStatusSubscription",
-            "metadata": {"name": "hook"},
-            "spec": {"url": receiver.url, "signingKeySecretRef": {"name": "hook-key"}, "hostStatuses": ["DOWN", "UP"]},
-        }
-        await stack.client.create(HOST_STATUS_SUBSCRIPTIONS, subscription, TENANT)
-        await asyncio.sleep(2)  # the operator lists the subscription and reads its key
-        big_ids = {(await stack.client.get(SERVERS, n, namespace=ns))["metadata"]["uid"] for ns, n in keys_by_host[big]}
-        results["notification"] = await scenarios.detection_to_notification(
-            stack.client, receiver, big, big_ids, args.reps_big
-        )
-        await receiver.stop()
-        say("detection to notification: done")
-
-        results["heartbeat_expiry"] = await scenarios.heartbeat_expiry(
-            stack, watch, expiring, keys_by_host, args.down_time, args.report_interval, args.expiry_rounds
-        )
-        say("heartbeat expiry: done")
-
-        results["steady_state"] = {"operator": await scenarios.steady_state(operator.pid, args.steady_seconds)}
-        results["steady_state"]["facade"] = {"rss_mib": process_rss_mib(facade.pid)}
-        say("steady state: done")
-
-        # The floor: no operator, a bare client patches the same statuses.
-        operator.stop()
-        for host, reps in ((small, args.reps_small), (big, args.reps_big)):
-            keys = keys_by_host[host]
-            results["force_down"][len(keys)]["floor"] = await scenarios.patch_floor(
-                stack.client, watch, keys, reps, args.concurrency
-            )
-            say(f"floor N={len(keys)}: done")
-
-        results["startup"] = {"operator": await scenarios.operator_startup(stack, total, operator_flags)}
-        facade.stop()
-        *_, results["startup"]["facade"] = await scenarios.facade_ready(stack, facade_flags)
-        say("start-up: done")
+        run = await set_up(stack, args)
+        results["force_down"], profile = await force_down(run)
+        if profile is not None:
+            results["profile_fanout"] = profile
+        results["facade_reads"] = await facade_reads(run)
+        results["notification"] = await notification(run)
+        results["heartbeat_expiry"] = await heartbeat_expiry(run)
+        results["steady_state"] = await steady_state(run)
+        await floors(run, results["force_down"])
+        results["startup"] = await startup(run)
         results["duration_s"] = time.monotonic() - started
-        await watch.stop()
-        await session.close()
+        await run.close()
     finally:
         await stack.stop()
     return results

@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 
+from hoststate import API_GROUP_VERSION
 from hoststate.devcluster import DevCluster, control_plane_bin_dir, free_port
 from hoststate.devcluster.processes import HoststateProcess
 from hoststate.devcluster.stack import Kubectl, install_crds
@@ -23,7 +24,6 @@ from hoststate.kube import COMPUTE_SERVICES, SERVERS, ApiError, KubeClient
 from hoststate.resources.computeservice import service_name
 from hoststate.resources.lease import DEFAULT_LEASE_NAMESPACE
 
-API = "hoststate.io/v1alpha1"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -167,7 +167,7 @@ async def bounded(jobs: Iterable[Any], limit: int, label: str) -> None:
 async def create_services(client: KubeClient, hosts: list[str]) -> None:
     async def create(host: str) -> None:
         body = {
-            "apiVersion": API,
+            "apiVersion": API_GROUP_VERSION,
             "kind": "ComputeService",
             "metadata": {"name": service_name(host)},
             "spec": {"host": host},
@@ -183,7 +183,7 @@ async def create_servers(
     names = [f"{prefix}-{i:05d}" for i in range(count)]
 
     async def create(name: str) -> None:
-        body = {"apiVersion": API, "kind": "Server", "metadata": {"name": name}, "spec": {"host": host}}
+        body = {"apiVersion": API_GROUP_VERSION, "kind": "Server", "metadata": {"name": name}, "spec": {"host": host}}
         await client.create(SERVERS, body, namespace=namespace)
 
     await bounded((create(n) for n in names), 32, f"creating {count} servers on {host}")

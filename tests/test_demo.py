@@ -7,7 +7,7 @@ import pytest
 
 from hoststate import demo
 from hoststate.devcluster import DevCluster
-from tests.conftest import DOWN_TIME, REPORT_INTERVAL
+from tests.support.processes import DOWN_TIME, REPORT_INTERVAL
 
 
 async def test_fault_to_notification_and_evacuation(

@@ -29,14 +29,14 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from prometheus_client.parser import text_string_to_metric_families
 
 from hoststate import API_GROUP, API_VERSION
 from hoststate.devcluster import DevCluster, free_port
 from hoststate.devcluster.processes import HoststateProcess, wait_for
+from hoststate.devcluster.scraper import parse, scrape, total
 from hoststate.devcluster.stack import Kubectl
-from tests.conftest import Operator
 from tests.kubeobjects import compute_service, server
+from tests.support.processes import Operator
 
 from .conftest import INSTALL_NAMESPACE, find
 
@@ -202,17 +202,6 @@ def only_our_operator(operator_handle: Operator) -> None:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def scrape(port: int) -> dict[str, float]:
-    """Unlabelled samples, and labelled ones summed, by name."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-    return totals
-
-
 def nova(url: str, method: str, path: str, token: str | None, version: str, body: Any = None) -> tuple[int, Any]:
     request = urllib.request.Request(
         url + path,
@@ -353,11 +342,12 @@ def test_force_down_flow_works_with_the_manifests_rbac(
 
     # It was this operator's work (its own counters), without a single refused request.
     # (the force-down and the unset each fanned out to both servers)
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     samples = wait_for(
-        lambda: (s := scrape(metrics_port))["hoststate_fanout_servers_patched_total"] >= 2 * len(names) and s,
+        lambda: total(s := scrape(metrics_url), "hoststate_fanout_servers_patched_total") >= 2 * len(names) and s,
         what="this operator's fan-out counter",
     )
-    assert samples.get("hoststate_reconcile_errors_total", 0) == 0
+    assert total(samples, "hoststate_reconcile_errors_total") == 0
     # Its Events went to the tenant namespace (Servers) and to "default" (the ComputeService).
     core = k8s.CoreV1Api(api_client)
 
@@ -393,8 +383,8 @@ def check_probes_and_scrapes(stack: Stack) -> None:
     for endpoint in find(stack.rendered, "ServiceMonitor", "hoststate")["spec"]["endpoints"]:
         status, text = get(stack.ports[named[service_ports[endpoint["port"]]]], endpoint["path"])
         assert status == 200, f"scrape of {endpoint['port']} answers {status}"
-        families = {f.name for f in text_string_to_metric_families(text)}
-        assert any(name.startswith("hoststate_") for name in families), f"{endpoint['port']}: {sorted(families)}"
+        samples = parse(text)
+        assert any(name.startswith("hoststate_") for name in samples), f"{endpoint['port']}: {sorted(samples)}"
 
 
 # -- confined ----------------------------------------------------------------------------------

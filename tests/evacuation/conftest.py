@@ -18,14 +18,8 @@ from kubernetes import client as k8s
 from hoststate import API_GROUP
 from hoststate.devcluster.processes import wait_for
 from hoststate.domain.evacuation import EVACUATION_ANNOTATION, HA_LABEL
-from tests.facade.conftest import (  # noqa: F401 - the facade fixture (a session facade for these tests)
-    RunningFacade,
-    facade,
-    http,
-    make_admin,
-    make_tenant,
-)
 from tests.kubeobjects import compute_service, server
+from tests.support.facade import RunningFacade, http, make_admin, make_tenant
 
 G, V = API_GROUP, "v1alpha1"
 EVACUATION_ADMIN_ROLE = "hoststate-evacuation-test-admin"
@@ -152,7 +146,7 @@ def fleet(custom: k8s.CustomObjectsApi, api_client: k8s.ApiClient, namespace: st
 
 
 def action(
-    facade: RunningFacade,  # noqa: F811
+    facade: RunningFacade,
     server_id: str,
     body: Any,
     *,
@@ -165,5 +159,5 @@ def action(
 
 
 @pytest.fixture
-def wait_synced(facade: RunningFacade) -> Iterator[Any]:  # noqa: F811
+def wait_synced(facade: RunningFacade) -> Iterator[Any]:
     yield facade.sync

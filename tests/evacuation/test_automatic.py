@@ -14,9 +14,9 @@ from kubernetes import watch
 
 from hoststate.devcluster.processes import HoststateProcess, wait_for
 from hoststate.domain.evacuation import EVACUATION_ANNOTATION
-from tests.conftest import Operator
 from tests.evacuation.conftest import Fleet, G, Tokens, V, action
-from tests.facade.conftest import RunningFacade, http
+from tests.support.facade import RunningFacade, http
+from tests.support.processes import Operator
 
 
 def start_hosts(fleet: Fleet, agents, *names: str, **spec) -> list[str]:

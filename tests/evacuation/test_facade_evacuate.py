@@ -9,7 +9,7 @@ from hoststate.devcluster.processes import HoststateProcess, wait_for
 from hoststate.domain.hoststatus import COMPUTE_BINARY
 from hoststate.facade.app import STATE
 from tests.evacuation.conftest import Fleet, Tokens, action
-from tests.facade.conftest import RunningFacade, http
+from tests.support.facade import RunningFacade, http
 
 
 @pytest.fixture

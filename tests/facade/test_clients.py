@@ -10,7 +10,9 @@ from pathlib import Path
 
 from kubernetes import client as k8s
 
-from .conftest import RunningFacade, Users, World, get_service
+from tests.support.facade import RunningFacade
+
+from .conftest import Users, World, get_service
 
 BIN = Path(sys.executable).parent
 

@@ -36,7 +36,9 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from .conftest import SAMPLES, RunningFacade, Users, World, get_service, http
+from tests.support.facade import RunningFacade, http
+
+from .conftest import SAMPLES, Users, World, get_service
 
 NULL, STRING, ARRAY = "null", "string", "array"
 

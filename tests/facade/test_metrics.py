@@ -21,8 +21,9 @@ from hoststate.devcluster.processes import HoststateProcess, wait_for
 from hoststate.facade.app import FacadeConfig
 from hoststate.facade.cli import add_arguments, from_arguments
 from hoststate.facade.request_metrics import METRICS
+from tests.support.facade import RunningFacade, http, service_account_token
 
-from .conftest import RunningFacade, Users, World, http, service_account_token
+from .conftest import Users, World
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from kubernetes import client as k8s
 
 from hoststate.facade.api_version import MAX_VERSION
+from tests.support.facade import RunningFacade, http
 
-from .conftest import RunningFacade, Users, World, create_server, http
+from .conftest import Users, World, create_server
 
 
 def servers(facade: RunningFacade, query: str, token: str, version: str = MAX_VERSION, detail: bool = False):

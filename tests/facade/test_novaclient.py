@@ -27,8 +27,9 @@ from pathlib import Path
 from kubernetes import client as k8s
 
 from hoststate.facade.api_version import MAX_VERSION
+from tests.support.facade import RunningFacade
 
-from .conftest import RunningFacade, Users, World, get_service
+from .conftest import Users, World, get_service
 
 NOVA = Path(sys.executable).parent / "nova"
 

@@ -10,8 +10,9 @@ from kubernetes import client as k8s
 from hoststate.devcluster.processes import wait_for
 from hoststate.facade import FacadeConfig
 from hoststate.kube import LEASES
+from tests.support.facade import RunningFacade, http
 
-from .conftest import RunningFacade, Users, World, create_server, http
+from .conftest import Users, World, create_server
 
 
 def patch_service(custom: k8s.CustomObjectsApi, facade: RunningFacade, world: World, **spec: object) -> None:

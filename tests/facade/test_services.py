@@ -8,8 +8,9 @@ import pytest
 from kubernetes import client as k8s
 
 from hoststate.facade.cache import integer_id
+from tests.support.facade import RunningFacade, http
 
-from .conftest import RunningFacade, Users, World, create_server, create_service, get_service, http
+from .conftest import Users, World, create_server, create_service, get_service
 
 
 def services_url(facade: RunningFacade, tail: str = "") -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hoststate.facade.api_version import MAX_VERSION
+from tests.support.facade import RunningFacade, http
 
-from .conftest import RunningFacade, Users, http
+from .conftest import Users
 
 
 def test_root_lists_v21_without_a_token(facade: RunningFacade) -> None:

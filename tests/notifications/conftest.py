@@ -1,123 +1,35 @@
-"""Webhook receivers (small aiohttp servers on 127.0.0.1 in the test process) and tenants
+"""Webhook receivers (hoststate.devcluster.receiver, on 127.0.0.1 in the test process) and tenants
 (a namespace with its signing-key Secret and subscriptions) for the notification tests."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import secrets
-import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiohttp import web
 from kubernetes import client as k8s
-from prometheus_client.parser import text_string_to_metric_families
 
+from hoststate import API_GROUP, API_VERSION
 from hoststate.devcluster.processes import wait_for
+from hoststate.devcluster.receiver import Answer, Received, WebhookReceiver
+from hoststate.devcluster.scraper import scrape
 from hoststate.notifications.cloudevents import SIGNATURE_HEADER, verify
 from tests.kubeobjects import compute_service, server
 
-G, V = "hoststate.io", "v1alpha1"
+G, V = API_GROUP, API_VERSION
 SUBSCRIPTIONS = "hoststatussubscriptions"
 
 
-@dataclass
-class Received:
-    """One request as the receiver saw it, and what it answered."""
-
-    body: bytes
-    headers: dict[str, str]
-    answered: int
-    at: float  # time.time() on arrival
-
-    @property
-    def event(self) -> dict[str, Any]:
-        return json.loads(self.body)
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return self.event["data"]
-
-
-@dataclass
-class Receiver:
-    """A webhook on 127.0.0.1. `answer(received_so_far, event)` picks each response's status code."""
-
-    answer: Callable[[list[Received], dict[str, Any]], int] = lambda _seen, _event: 200
-    requests: list[Received] = field(default_factory=list)
-    port: int = 0
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True, name="webhook receiver")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def start(self) -> Receiver:
-        self._thread.start()
-        assert self._started.wait(10), "receiver did not start"
-        return self
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def hook(request: web.Request) -> web.Response:
-            body = await request.read()
-            with self._lock:
-                seen = list(self.requests)
-            status = self.answer(seen, json.loads(body))
-            with self._lock:
-                self.requests.append(Received(body, dict(request.headers), status, time.time()))
-            return web.Response(status=status, text="ok" if status < 300 else "no")
-
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    # -- reading ------------------------------------------------------------------
-    def all(self) -> list[Received]:
-        with self._lock:
-            return list(self.requests)
-
-    def delivered(self) -> list[Received]:
-        """The requests answered 2xx, in arrival order."""
-        return [r for r in self.all() if 200 <= r.answered < 300]
-
-    def for_server(self, name: str) -> list[Received]:
-        return [r for r in self.delivered() if r.data["server_name"] == name]
-
-    def statuses(self, name: str) -> list[tuple[str, str]]:
-        return [(r.data["old_host_status"], r.data["new_host_status"]) for r in self.for_server(name)]
-
-
 @pytest.fixture
-def receiver_factory() -> Iterator[Callable[..., Receiver]]:
-    started: list[Receiver] = []
+def receiver_factory() -> Iterator[Callable[..., WebhookReceiver]]:
+    started: list[WebhookReceiver] = []
 
-    def make(answer: Callable[[list[Received], dict[str, Any]], int] | None = None) -> Receiver:
-        receiver = Receiver(answer) if answer else Receiver()
+    def make(answer: Answer | None = None) -> WebhookReceiver:
+        receiver = WebhookReceiver(answer) if answer else WebhookReceiver()
         started.append(receiver.start())
         return receiver
 
@@ -127,7 +39,7 @@ def receiver_factory() -> Iterator[Callable[..., Receiver]]:
 
 
 @pytest.fixture
-def receiver(receiver_factory: Callable[..., Receiver]) -> Receiver:
+def receiver(receiver_factory: Callable[..., WebhookReceiver]) -> WebhookReceiver:
     return receiver_factory()
 
 
@@ -255,18 +167,6 @@ class Fleet:
 @pytest.fixture
 def fleet(custom: k8s.CustomObjectsApi) -> Fleet:
     return Fleet(custom)
-
-
-def scrape(url: str) -> dict[str, float]:
-    """Samples by name and labels, e.g. 'hoststate_notifications_total{result="delivered"}'."""
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return samples
 
 
 def wait_drained(metrics_url: str) -> None:

@@ -6,15 +6,17 @@ import statistics
 import uuid
 
 from hoststate.devcluster.processes import wait_for
+from hoststate.devcluster.receiver import WebhookReceiver
+from hoststate.devcluster.scraper import scrape
 from hoststate.notifications.cloudevents import CONTENT_TYPE, EVENT_TYPE, SIGNATURE_HEADER
 
-from .conftest import Fleet, Receiver, Tenant, scrape, signed_by, utc, wait_drained
+from .conftest import Fleet, Tenant, signed_by, utc, wait_drained
 
 LATENCIES: list[float] = []  # force-down request -> webhook receipt, seconds (reported, not asserted)
 
 
 def test_force_down_and_back_up_are_delivered_signed(
-    operator, operator_handle, agents, fleet: Fleet, tenant: Tenant, receiver: Receiver, unique_host: str
+    operator, operator_handle, agents, fleet: Fleet, tenant: Tenant, receiver: WebhookReceiver, unique_host: str
 ) -> None:
     agents(unique_host)
     fleet.create(unique_host)
@@ -258,7 +260,7 @@ def test_a_tenant_never_receives_another_tenants_servers(
 
 
 def test_missing_secret_is_reported_and_delivery_resumes_once_it_exists(
-    operator, agents, fleet: Fleet, tenant: Tenant, receiver: Receiver, unique_host: str
+    operator, agents, fleet: Fleet, tenant: Tenant, receiver: WebhookReceiver, unique_host: str
 ) -> None:
     agents(unique_host)
     fleet.create(unique_host)
@@ -278,7 +280,7 @@ def test_missing_secret_is_reported_and_delivery_resumes_once_it_exists(
     wait_for(lambda: tenant.condition("ops", "Ready").get("status") == "True", what="ready again")
 
 
-def test_short_signing_keys_are_refused(operator, tenant: Tenant, receiver: Receiver) -> None:
+def test_short_signing_keys_are_refused(operator, tenant: Tenant, receiver: WebhookReceiver) -> None:
     tenant.create_secret("short", b"too short")
     tenant.subscribe("ops", receiver.url, secret="short")
     ready = wait_for(lambda: (c := tenant.condition("ops", "Ready")).get("status") == "False" and c, what="not ready")

@@ -8,8 +8,8 @@ import pytest
 from kubernetes import client as k8s
 
 from hoststate.devcluster.processes import wait_for
-from tests.conftest import LEASE_NAMESPACE, Operator
 from tests.kubeobjects import compute_service, server
+from tests.support.processes import LEASE_NAMESPACE, Operator
 
 G, V = "hoststate.io", "v1alpha1"
 

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from hoststate.devcluster.processes import wait_for
-from tests.conftest import Operator
+from hoststate.devcluster.scraper import scrape, series
 from tests.kubeobjects import compute_service, server
+from tests.support.processes import Operator
 
 G, V = "hoststate.io", "v1alpha1"
-
-
-def scrape(url: str) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def test_metrics_follow_a_force_down(
@@ -30,9 +19,9 @@ def test_metrics_follow_a_force_down(
     custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host, zone="az9"))
     for i in range(3):
         custom.create_namespaced_custom_object(G, V, namespace, "servers", server(f"vm-{i}", host=unique_host))
-    labels = (("binary", "nova-compute"), ("host", unique_host), ("zone", "az9"))
+    labels = {"binary": "nova-compute", "host": unique_host, "zone": "az9"}
     url = operator_handle.metrics_url
-    wait_for(lambda: scrape(url).get(("hoststate_service_up", labels)) == 1.0, what="service up in metrics")
+    wait_for(lambda: scrape(url).get(series("hoststate_service_up", **labels)) == 1.0, what="service up in metrics")
 
     custom.patch_cluster_custom_object(
         G, V, "computeservices", f"{unique_host}.nova-compute", {"spec": {"forcedDown": True}}
@@ -41,17 +30,17 @@ def test_metrics_follow_a_force_down(
     def forced_down_and_fanned_out() -> dict | None:
         samples = scrape(url)
         done = (
-            samples.get(("hoststate_service_forced_down", labels)) == 1.0
-            and samples.get(("hoststate_service_up", labels)) == 0.0
-            and samples.get(("hoststate_servers", (("host_status", "DOWN"),)), 0) >= 3
-            and samples.get(("hoststate_fanout_duration_seconds_count", ()), 0) >= 1
+            samples.get(series("hoststate_service_forced_down", **labels)) == 1.0
+            and samples.get(series("hoststate_service_up", **labels)) == 0.0
+            and samples.get(series("hoststate_servers", host_status="DOWN"), 0) >= 3
+            and samples.get("hoststate_fanout_duration_seconds_count", 0) >= 1
         )
         return samples if done else None
 
     samples = wait_for(forced_down_and_fanned_out, what="force-down in metrics")
-    assert samples[("hoststate_fanout_servers_patched_total", ())] >= 3
-    assert samples[("hoststate_status_patch_duration_seconds_count", ())] >= 3
-    assert samples[("hoststate_service_last_heartbeat_timestamp_seconds", labels)] > 1.7e9
+    assert samples["hoststate_fanout_servers_patched_total"] >= 3
+    assert samples["hoststate_status_patch_duration_seconds_count"] >= 3
+    assert samples[series("hoststate_service_last_heartbeat_timestamp_seconds", **labels)] > 1.7e9
 
     with urllib.request.urlopen(url.replace("/metrics", "/healthz"), timeout=5) as response:
         assert response.status == 200 and response.read() == b"ok"

@@ -17,6 +17,8 @@ from pathlib import Path
 import yaml
 
 from .. import API_GROUP, API_VERSION
+from ..domain import COMPUTE_BINARY
+from ..resources.computeservice import service_name
 from ..resources.crd import ALL_CRDS
 from ..resources.lease import DEFAULT_LEASE_NAMESPACE as LEASE_NAMESPACE
 from . import REPO_ROOT, DevCluster, control_plane_bin_dir
@@ -66,7 +68,7 @@ def sample_services() -> dict[str, list[str]]:
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") == "ComputeService":
                 spec = doc["spec"]
-                hosts.setdefault(spec.get("binary", "nova-compute"), []).append(spec["host"])
+                hosts.setdefault(spec.get("binary", COMPUTE_BINARY), []).append(spec["host"])
     return hosts
 
 
@@ -151,7 +153,7 @@ def run() -> int:
             "\nhoststate is running. In another shell:\n"
             f"  source {RUN_DIR / 'env'}\n"
             "  kubectl get srv -A -w\n"
-            '  kubectl patch computeservice compute1.nova-compute --type merge -p \'{"spec":{"forcedDown":true}}\'\n'
+            f'  kubectl patch computeservice {service_name("compute1")} --type merge -p \'{{"spec":{{"forcedDown":true}}}}\'\n'
             f"  openstack compute service list --long    # the Nova facade at {facade_url}\n"
             "Ctrl-C stops everything."
         )
