@@ -2,15 +2,17 @@
 # Build: docker build -t hoststate:dev .   (README, "Deploy on a cluster")
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# -- build: a virtualenv with hoststate and its runtime dependencies only (no test extras) --
+# -- build: a virtualenv with hoststate and its runtime dependencies only (no extras) ------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/hoststate
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
-# pip compiles the .pyc files here: the runtime's root filesystem is read-only.
-RUN /opt/hoststate/bin/pip install --no-cache-dir . \
+# What ships is what runs: the development tools (the local control plane, the demo; the
+# devtools extra) stay out. pip compiles the .pyc files here: the runtime's root filesystem is read-only.
+RUN rm -r operator/hoststate/devcluster operator/hoststate/demo.py \
+ && /opt/hoststate/bin/pip install --no-cache-dir . \
  && /opt/hoststate/bin/pip uninstall --yes pip
 
 # -- runtime: the slim base, the virtualenv, a non-root user --------------------------------
