@@ -1,4 +1,5 @@
-"""The client layer against the real API server: a rotated token is picked up after a 401."""
+"""The client layer against the real API server: a rotated token is picked up after a 401; a patch
+names its field manager."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from kubernetes import client as k8s
 from hoststate.devcluster import DevCluster
 from hoststate.devcluster.processes import wait_for
 from hoststate.kube import SERVERS, ApiError, KubeClient
+from tests.kubeobjects import server
 
 
 def bound_token(core: k8s.CoreV1Api, namespace: str, secret: str) -> str:
@@ -88,3 +90,16 @@ async def test_token_rotation_is_picked_up_after_a_401(
             await fixed.list(SERVERS, namespace)
         assert refused.value.status == 401
         await fixed.close()
+
+
+async def test_a_patch_names_its_field_manager_in_managed_fields(
+    cluster: DevCluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    user = "system:serviceaccount:tenant:" + "x" * 200  # longer than the API server takes: cut to 128
+    async with KubeClient() as client:
+        await client.create(SERVERS, server("s1", "h1"), namespace)
+        patched = await client.patch(SERVERS, "s1", {"spec": {"host": "h2"}}, namespace, field_manager=user)
+    managers = {entry["manager"]: entry for entry in patched["metadata"]["managedFields"]}
+    assert patched["spec"]["host"] == "h2"
+    assert managers[user[:128]]["operation"] == "Update"
