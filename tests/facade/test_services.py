@@ -8,13 +8,18 @@ import pytest
 from kubernetes import client as k8s
 
 from hoststate.facade.cache import integer_id
-from tests.support.facade import RunningFacade, http
+from tests.support.facade import Response, RunningFacade, http
 
 from .conftest import Users, World, create_server, create_service, get_service
 
 
 def services_url(facade: RunningFacade, tail: str = "") -> str:
     return f"{facade.url}/v2.1/os-services{tail}"
+
+
+def put_by_uuid(facade: RunningFacade, users: Users, world: World, body: dict) -> Response:
+    """PUT /os-services/{uuid} (2.53) on the world's service, as the admin."""
+    return http(services_url(facade, f"/{world.service_uuid}"), "PUT", token=users.admin, version="2.53", body=body)
 
 
 def test_list_filters_and_id_types(facade: RunningFacade, users: Users, world: World) -> None:
@@ -54,27 +59,12 @@ def test_force_down_needs_211(facade: RunningFacade, users: Users, world: World)
 
 
 def test_force_down_by_uuid(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
-    response = http(
-        services_url(facade, f"/{world.service_uuid}"),
-        "PUT",
-        token=users.admin,
-        version="2.53",
-        body={"forced_down": True},
-    )
+    response = put_by_uuid(facade, users, world, {"forced_down": True})
     assert response.status == 200
     service = response.body["service"]
     assert service["id"] == world.service_uuid and service["forced_down"] is True and service["state"] == "down"
     assert get_service(custom, world)["spec"]["forcedDown"] is True
-    assert (
-        http(
-            services_url(facade, f"/{world.service_uuid}"),
-            "PUT",
-            token=users.admin,
-            version="2.53",
-            body={"forced_down": False},
-        ).status
-        == 200
-    )
+    assert put_by_uuid(facade, users, world, {"forced_down": False}).status == 200
     assert get_service(custom, world)["spec"]["forcedDown"] is False
 
 
@@ -98,16 +88,13 @@ def test_enable_disable_legacy(facade: RunningFacade, users: Users, world: World
 
 
 def test_status_by_uuid(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
-    url = services_url(facade, f"/{world.service_uuid}")
-    response = http(
-        url, "PUT", token=users.admin, version="2.53", body={"status": "disabled", "disabled_reason": "maintenance"}
-    )
+    response = put_by_uuid(facade, users, world, {"status": "disabled", "disabled_reason": "maintenance"})
     assert (
         response.body["service"]["status"] == "disabled"
         and response.body["service"]["disabled_reason"] == "maintenance"
     )
     assert get_service(custom, world)["spec"]["disabledReason"] == "maintenance"
-    response = http(url, "PUT", token=users.admin, version="2.53", body={"status": "enabled"})
+    response = put_by_uuid(facade, users, world, {"status": "enabled"})
     assert response.body["service"]["disabled_reason"] is None
     assert get_service(custom, world)["spec"]["disabled"] is False
 
@@ -126,7 +113,7 @@ ERRORS_253 = [
 def test_update_by_uuid_errors(
     facade: RunningFacade, users: Users, world: World, body: dict, message: str | None
 ) -> None:
-    response = http(services_url(facade, f"/{world.service_uuid}"), "PUT", token=users.admin, version="2.53", body=body)
+    response = put_by_uuid(facade, users, world, body)
     assert response.status == 400
     if message:
         assert response.body == {"badRequest": {"code": 400, "message": message}}
@@ -271,13 +258,7 @@ def test_force_down_is_audited_as_the_caller(
     facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi
 ) -> None:
     """The patch is made with the caller's token, and managedFields name them, not the facade."""
-    http(
-        services_url(facade, f"/{world.service_uuid}"),
-        "PUT",
-        token=users.admin,
-        version="2.53",
-        body={"forced_down": True},
-    )
+    put_by_uuid(facade, users, world, {"forced_down": True})
     entries = get_service(custom, world)["metadata"]["managedFields"]
     (patch,) = [
         e for e in entries if "f:forcedDown" in e.get("fieldsV1", {}).get("f:spec", {}) and e["operation"] == "Update"
