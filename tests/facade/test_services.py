@@ -136,8 +136,10 @@ def test_update_by_uuid_not_found_and_invalid(facade: RunningFacade, users: User
 
 
 def test_legacy_errors(facade: RunningFacade, users: Users, world: World, custom: k8s.CustomObjectsApi) -> None:
-    url = services_url(facade, "/force-down")
-    missing = http(url, "PUT", token=users.admin, version="2.11", body={"host": world.host, "binary": "nova-compute"})
+    def force_down(body: dict, version: str = "2.11") -> Response:
+        return http(services_url(facade, "/force-down"), "PUT", token=users.admin, version=version, body=body)
+
+    missing = force_down({"host": world.host, "binary": "nova-compute"})
     assert missing.body == {"badRequest": {"code": 400, "message": "Missing forced_down field"}}
     reason = http(
         services_url(facade, "/disable-log-reason"),
@@ -147,33 +149,15 @@ def test_legacy_errors(facade: RunningFacade, users: Users, world: World, custom
     )
     assert reason.body["badRequest"]["message"] == "Missing disabled reason field"
     create_service(custom, world.host, binary="nova-scheduler")
-    scheduler = http(
-        url,
-        "PUT",
-        token=users.admin,
-        version="2.11",
-        body={"host": world.host, "binary": "nova-scheduler", "forced_down": True},
-    )
+    scheduler = force_down({"host": world.host, "binary": "nova-scheduler", "forced_down": True})
     assert scheduler.body["badRequest"]["message"] == (
         "Updating a nova-scheduler service is not supported. Only nova-compute services can be updated."
     )
-    nohost = http(
-        url,
-        "PUT",
-        token=users.admin,
-        version="2.11",
-        body={"host": "nohost-x", "binary": "nova-compute", "forced_down": True},
-    )
+    nohost = force_down({"host": "nohost-x", "binary": "nova-compute", "forced_down": True})
     assert (
         nohost.status == 404 and nohost.body["itemNotFound"]["message"] == "Host 'nohost-x' is not mapped to any cell"
     )
-    bad_host = http(
-        url,
-        "PUT",
-        token=users.admin,
-        version="2.11",
-        body={"host": "a b", "binary": "nova-compute", "forced_down": True},
-    )
+    bad_host = force_down({"host": "a b", "binary": "nova-compute", "forced_down": True})
     assert bad_host.status == 400 and bad_host.body["badRequest"]["message"].startswith(
         "Invalid input for field/attribute host."
     )
@@ -181,13 +165,7 @@ def test_legacy_errors(facade: RunningFacade, users: Users, world: World, custom
         services_url(facade, "/reboot"), "PUT", token=users.admin, body={"host": world.host, "binary": "nova-compute"}
     )
     assert unknown.status == 404 and unknown.body["itemNotFound"]["message"] == "Unknown action"
-    extra = http(
-        url,
-        "PUT",
-        token=users.admin,
-        version="2.1",
-        body={"host": world.host, "binary": "nova-compute", "forced_down": True},
-    )
+    extra = force_down({"host": world.host, "binary": "nova-compute", "forced_down": True}, version="2.1")
     assert extra.status == 400 and "Additional properties are not allowed" in extra.body["badRequest"]["message"]
 
 
