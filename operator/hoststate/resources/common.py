@@ -14,7 +14,9 @@ from ..domain.hoststatus import HOST_STATUSES
 NOVA_HOST_PATTERN = r"^[a-zA-Z0-9-._]*$"
 NOVA_HOST_MAX_LENGTH = 255
 
-HostStatusValue = Literal[HOST_STATUSES]  # the values of domain.HostStatus
+# The values of domain.HostStatus, the unset one first: the API server quotes the CRD's enum in this
+# order when it refuses a value.
+HostStatusValue = Literal[tuple(sorted(HOST_STATUSES, key=bool))]
 
 
 class KubeModel(BaseModel):
