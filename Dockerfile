@@ -1,5 +1,5 @@
 # hoststate: the operator, the Nova facade and the host agent in one image.
-# Build: docker build -t hoststate:dev .   (README, "Deploy on a cluster")
+# Build: docker build -t hoststate:dev .   (docs/deployment.md)
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # -- build: a virtualenv with hoststate and its runtime dependencies only (no extras) ------
