@@ -180,3 +180,11 @@ def test_the_query_schema_and_ignored_sort_keys_change_at_nova_s_versions() -> N
     for version, query_schema, ignored in expected:
         assert schemas.query_params(APIVersion.parse(version)) is query_schema, version
         assert schemas.ignored_sort_keys(APIVersion.parse(version)) == ignored, version
+
+
+def test_an_empty_limit_is_refused_by_the_schema() -> None:
+    """Nova's non_negative_integer has minLength 1: `?limit=` is a 400, not an int('') later."""
+    from hoststate.facade.validation import validate_query
+
+    with pytest.raises(HTTPBadRequest, match="Invalid input for query parameters limit"):
+        validate_query(search.schemas.query_params(APIVersion.parse("2.1")), {"limit": [""]})

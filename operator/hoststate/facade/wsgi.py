@@ -124,7 +124,7 @@ async def _read_body(request: web.Request) -> Any:
         return None
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep to decode
         raise HTTPBadRequest("Malformed request body") from None
 
 

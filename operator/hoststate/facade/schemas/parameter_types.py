@@ -40,7 +40,7 @@ fqdn = {
     "pattern": "^[a-zA-Z0-9-._]*$",
 }
 
-non_negative_integer = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0}
+non_negative_integer = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0, "minLength": 1}
 
 
 def multi_params(schema: dict) -> dict:
