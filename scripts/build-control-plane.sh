@@ -13,6 +13,9 @@ ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
 CACHE_ROOT="${HOSTSTATE_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hoststate/bin}"
 OUT="$CACHE_ROOT/$K8S_VERSION"
 mkdir -p "$OUT"
+# One build at a time per cache: a second caller (parallel test runs) waits, then reuses it.
+exec 9>"$OUT/.build.lock"
+flock 9
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod GOWORK=off
 export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
