@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import schemathesis
@@ -63,6 +64,7 @@ class Call:
     request_id: str = ""
     conformance: list[str] = field(default_factory=list)  # failed schema checks, not 5xx
     traceback: str = ""  # the facade's logged exception, when run in-process
+    hostile: bool = False  # one of hostile_requests, not generated
 
     @property
     def server_error(self) -> bool:
@@ -291,7 +293,7 @@ def hostile_calls(
                 except requests.exceptions.ConnectionError:
                     status, request_id = 598, ""  # the facade dropped the connection: no answer at all
                 call = Call(
-                    label=f"{request['method']} (hostile) {request['url'][len(base_url) :][:80]}",
+                    label=f"{request['method']} {urlsplit(request['url']).path[:80]}",
                     method=request["method"],
                     url=request["url"] if len(request["url"]) <= 300 else request["url"][:120] + "...",
                     headers=_shown_headers(headers),
@@ -299,6 +301,7 @@ def hostile_calls(
                     status=status,
                     elapsed=time.perf_counter() - started,
                     request_id=request_id,
+                    hostile=True,
                 )
                 if errors is not None:
                     call.traceback = errors.take()
@@ -311,7 +314,7 @@ def distinct_server_errors(calls: list[Call]) -> list[Call]:
     for call in calls:
         if call.server_error:
             cause = call.traceback.strip().splitlines()[-1] if call.traceback.strip() else ""
-            seen.setdefault((call.label.split(" (hostile)")[0], call.status, cause), call)
+            seen.setdefault((call.label, call.status, cause), call)
     return list(seen.values())
 
 
