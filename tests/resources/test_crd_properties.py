@@ -31,7 +31,7 @@ from hoststate.resources.computeservice import service_name
 from tests.kubeobjects import API
 
 GROUP, VERSION = "hoststate.io", "v1alpha1"
-CRDS = Path(__file__).resolve().parents[1] / "deploy" / "crds"
+CRDS = Path(__file__).resolve().parents[2] / "deploy" / "crds"
 SETTINGS = settings(
     max_examples=40,
     deadline=None,

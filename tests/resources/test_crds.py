@@ -8,7 +8,7 @@ from kubernetes import client as k8s
 
 from hoststate.resources.crd import ALL_CRDS
 
-SAMPLES = Path(__file__).resolve().parents[1] / "deploy" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples"
 
 
 def test_crds_are_established(api_client: k8s.ApiClient) -> None:

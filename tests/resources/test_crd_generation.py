@@ -6,7 +6,7 @@ import yaml
 
 from hoststate.resources.crd import ALL_CRDS, crd_manifest, file_name, render
 
-CRD_DIR = Path(__file__).resolve().parents[1] / "deploy" / "crds"
+CRD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "crds"
 
 
 def test_committed_crds_match_the_models() -> None:
