@@ -6,6 +6,7 @@ import itertools
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 
@@ -18,22 +19,10 @@ from hoststate.facade.controllers.server_actions import EvacuateBody
 from hoststate.facade.faults import HTTPBadRequest
 from hoststate.facade.schemas import evacuate as schemas
 from hoststate.facade.validation import validate_body
+from hoststate.resources.server import VmState
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
-VM_STATES = [
-    "active",
-    "building",
-    "paused",
-    "suspended",
-    "stopped",
-    "rescued",
-    "resized",
-    "soft-delete",
-    "deleted",
-    "error",
-    "shelved",
-    "shelved_offloaded",
-]
+VM_STATES = list(get_args(VmState))  # every state of nova/compute/vm_states.py
 
 
 def host(name: str, zone: str = "nova", *, disabled=False, forced_down=False, up=True, servers=0) -> ComputeHost:
