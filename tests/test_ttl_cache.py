@@ -78,3 +78,29 @@ async def test_a_failed_look_up_is_not_cached_and_a_cancelled_waiter_does_not_ca
     assert impatient.cancelled()
     assert await cache.get("k", flaky) == 7
     assert len(attempts) == 2
+
+
+async def test_bounded_the_least_recently_used_answer_makes_room() -> None:
+    clock = Clock()
+    cache: TTLCache[str | None] = TTLCache(10.0, max_entries=2, clock=clock)
+    looked_up: list[str] = []
+
+    def look_up(key: str):
+        async def answer() -> str | None:
+            looked_up.append(key)
+            return None if key == "unknown" else key.upper()
+
+        return answer
+
+    assert await cache.get("a", look_up("a")) == "A"
+    assert await cache.get("unknown", look_up("unknown")) is None
+    assert await cache.get("unknown", look_up("unknown")) is None  # a None answer is cached too
+    assert await cache.get("a", look_up("a")) == "A"  # now more recent than "unknown"
+    assert await cache.get("b", look_up("b")) == "B"  # full: "unknown" goes
+    assert len(cache) == 2
+    assert cache.peek("a") == "A" and cache.peek("unknown") is None
+    assert looked_up == ["a", "unknown", "b"]
+    cache.put("c", "C")
+    assert cache.peek("b") is None and cache.peek("a") == "A"  # "b" was the least recent after the peek of "a"
+    clock.now = 10.0
+    assert cache.peek("a") is None and cache.peek("c") is None and len(cache) == 0

@@ -1,16 +1,25 @@
 """X-Auth-Token is a Kubernetes bearer token: TokenReview says who it is, SubjectAccessReview
 what they may do. No user database of our own; results are cached briefly.
 
-Roles, as Keystone would give them:
-- `admin` (and member, reader) when the user may patch computeservices;
+Roles, as Keystone would give them, each from a distinct RBAC right (docs/security.md):
+- `admin` (and member, reader) when the user may list servers in every namespace AND patch
+  computeservices: reading every tenant's servers is what makes Nova's admin, not managing hosts;
+- `service_manager` when the user may patch computeservices: os-services accepts it, servers do not;
 - `member` and `reader` of project P when the user may get servers in namespace P.
-The project is the ServiceAccount's namespace, else the tenant id in the URL, else none.
+The project is the ServiceAccount's namespace (Kubernetes vouches for it), else the tenant id in
+the URL only if the user may get servers there, else none: a URL alone gives nothing.
+
+Under a flood of made-up tokens: a token that cannot be a bearer token is refused without a
+review; reviews are cached (known and unknown tokens apart, each a bounded LRU, so unknown ones
+cannot push known ones out) and at most MAX_CONCURRENT_TOKEN_REVIEWS run at a time, so the
+flood queues behind itself and leaves the API server connections to everything else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from typing import Any
 
 from .. import API_GROUP
@@ -18,34 +27,55 @@ from ..kube import KubeClient
 from ..ttl_cache import TTLCache
 from .context import KubeIdentity, RequestContext
 from .faults import HTTPUnauthorized
+from .policies.base import ADMIN_ROLE, MEMBER_ROLE, READER_ROLE, SERVICE_MANAGER_ROLE
 from .policy import PolicyEngine
 
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
 SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+
+# RFC 6750's b64token: what every Kubernetes bearer token is made of (JWTs, bootstrap and static
+# tokens). A longer one does not fit a header aiohttp accepts anyway (8190 bytes).
+BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+MAX_TOKEN_LENGTH = 8192
+MAX_CONCURRENT_TOKEN_REVIEWS = 8
+MAX_KNOWN_TOKENS = 10_000
+MAX_REVIEWED_TOKENS = 10_000  # recent reviews, unknown tokens included (the negative cache)
+
+
+def plausible_bearer_token(token: str) -> bool:
+    """Whether `token` may be a bearer token at all (cheap: decides before any TokenReview)."""
+    return len(token) <= MAX_TOKEN_LENGTH and BEARER_TOKEN.fullmatch(token) is not None
 
 
 class Authenticator:
     def __init__(self, kube: KubeClient, policy: PolicyEngine, *, cache_ttl: float = 10.0) -> None:
         self.kube = kube
         self.policy = policy
-        self._tokens = TTLCache(cache_ttl)
-        self._access = TTLCache(cache_ttl)
+        # Keyed by a digest: the caches must not keep bearer tokens in memory longer than needed.
+        self._known: TTLCache[KubeIdentity] = TTLCache(cache_ttl, max_entries=MAX_KNOWN_TOKENS)
+        self._reviews: TTLCache[KubeIdentity | None] = TTLCache(cache_ttl, max_entries=MAX_REVIEWED_TOKENS)
+        self._review_slots = asyncio.Semaphore(MAX_CONCURRENT_TOKEN_REVIEWS)
+        self._access: TTLCache[bool] = TTLCache(cache_ttl)
 
     async def authenticate(self, token: str | None) -> KubeIdentity:
-        if not token:
+        if not token or not plausible_bearer_token(token):
             raise HTTPUnauthorized()
-        # Key by a digest: the cache must not keep bearer tokens in memory longer than needed.
-        identity = await self._tokens.get(hashlib.sha256(token.encode()).digest(), lambda: self._review(token))
+        key = hashlib.sha256(token.encode()).digest()
+        identity = self._known.peek(key)
         if identity is None:
-            raise HTTPUnauthorized()
+            identity = await self._reviews.get(key, lambda: self._review(token))
+            if identity is None:
+                raise HTTPUnauthorized()
+            self._known.put(key, identity)
         return identity
 
     async def _review(self, token: str) -> KubeIdentity | None:
-        review = await self.kube.request(
-            "POST",
-            TOKEN_REVIEWS,
-            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}},
-        )
+        async with self._review_slots:
+            review = await self.kube.request(
+                "POST",
+                TOKEN_REVIEWS,
+                body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}},
+            )
         status = review.get("status", {})
         if not status.get("authenticated"):
             return None
@@ -58,6 +88,7 @@ class Authenticator:
         )
 
     async def may(self, identity: KubeIdentity, verb: str, resource: str, namespace: str | None = None) -> bool:
+        """Whether RBAC lets `identity` do `verb` on `resource` in `namespace` (None: in every namespace)."""
         key = (identity.username, identity.uid, identity.groups, verb, resource, namespace)
         return await self._access.get(key, lambda: self._access_review(identity, verb, resource, namespace))
 
@@ -80,22 +111,43 @@ class Authenticator:
         )
         return bool(review.get("status", {}).get("allowed"))
 
+    async def project_of(self, identity: KubeIdentity, url_project_id: str | None) -> str | None:
+        """The project Kubernetes vouches for: the ServiceAccount's namespace, else the URL's
+        tenant id if the user may get servers there."""
+        if identity.service_account_namespace:
+            return identity.service_account_namespace
+        if url_project_id and await self.may(identity, "get", "servers", url_project_id):
+            return url_project_id
+        return None
+
     async def context(self, token: str | None, url_project_id: str | None) -> RequestContext:
         identity = await self.authenticate(token)
-        project_id = identity.service_account_namespace or url_project_id
-        admin, member = await asyncio.gather(
+        project_id = await self.project_of(identity, url_project_id)
+        manages_services, reads_all_servers, member = await asyncio.gather(
             self.may(identity, "patch", "computeservices"),
+            self.may(identity, "list", "servers"),
             self.may(identity, "get", "servers", project_id) if project_id else _false(),
         )
-        roles: list[str] = []
-        if admin:
-            roles.append("admin")
-        if admin or member:
-            roles += ["member", "reader"]
-        is_admin = self.policy.check_is_admin(identity.username, project_id, roles)
-        return RequestContext(
-            identity=identity, project_id=project_id, roles=tuple(roles), is_admin=is_admin, token=token or ""
+        roles = nova_roles(
+            manages_services=manages_services, reads_all_servers=reads_all_servers, project_member=member
         )
+        is_admin = self.policy.check_is_admin(identity.username, project_id, list(roles))
+        return RequestContext(
+            identity=identity, project_id=project_id, roles=roles, is_admin=is_admin, token=token or ""
+        )
+
+
+def nova_roles(*, manages_services: bool, reads_all_servers: bool, project_member: bool) -> tuple[str, ...]:
+    """Nova's roles from the RBAC rights (the table in docs/security.md)."""
+    admin = manages_services and reads_all_servers
+    roles: list[str] = []
+    if admin:
+        roles.append(ADMIN_ROLE)
+    if manages_services:
+        roles.append(SERVICE_MANAGER_ROLE)
+    if admin or project_member:
+        roles += [MEMBER_ROLE, READER_ROLE]
+    return tuple(roles)
 
 
 async def _false() -> bool:
