@@ -125,6 +125,7 @@ async def set_up(stack: Stack, args: argparse.Namespace) -> Run:
         f"--report-interval={args.report_interval}",
         f"--fanout-concurrency={args.concurrency}",
         "--resync-period=600",
+        "--webhook-allow-cidr=127.0.0.1/32",  # the tenant webhook receiver is local
     ]
     say(f"stack up; {len(hosts)} services, {args.servers} servers")
 

@@ -114,7 +114,9 @@ class Demo:
                     raise
         timings = (f"--service-down-time={DOWN_TIME}", f"--report-interval={REPORT_INTERVAL}")
         if start_operator:
-            operator = self.spawn("operator", "operator", *timings, "--metrics-port=0")
+            operator = self.spawn(
+                "operator", "operator", *timings, "--metrics-port=0", "--webhook-allow-cidr=127.0.0.1/32"
+            )
             operator.wait_for_output("hoststate operator started", timeout=120)
         port = free_port()
         self.spawn("facade", "facade", "--host=127.0.0.1", f"--port={port}", "--metrics-port=0", *timings)

@@ -27,8 +27,8 @@ from hoststate.notifications.delivery import (
     Outcome,
     Pending,
     backoff_delay,
-    is_retryable,
 )
+from hoststate.notifications.failures import is_retryable
 from hoststate.notifications.selector import selector_matches
 from hoststate.notifications.status import DeliveryState
 from hoststate.notifications.subscriptions import SubscriptionSpec
@@ -270,6 +270,9 @@ class ScriptedDeliverer:
         self.metrics = _Metrics()
         self.keys = _Keys()
         self.client = _NoStatusWrites()
+
+    def url_refusal(self, _url: str) -> None:
+        return None
 
     async def attempt(self, spec, pending: Pending, number: int) -> Outcome:
         await asyncio.sleep(self.random.random() / 1000)

@@ -15,6 +15,7 @@ from hoststate.resources.lease import DEFAULT_LEASE_NAMESPACE
 DOWN_TIME = 3.0  # seconds; the agents in these tests beat every second
 REPORT_INTERVAL = 1.0
 LEASE_NAMESPACE = DEFAULT_LEASE_NAMESPACE
+WEBHOOK_RECEIVERS = "127.0.0.1/32"  # the tests' receivers listen there; webhooks reach no other local address
 
 
 class Operator:
@@ -36,6 +37,7 @@ class Operator:
                 f"--lease-namespace={LEASE_NAMESPACE}",
                 "--resync-period=30",
                 f"--metrics-port={self.metrics_port}",
+                f"--webhook-allow-cidr={WEBHOOK_RECEIVERS}",
                 *extra_args,
             ],
             self.cluster.kubeconfig,

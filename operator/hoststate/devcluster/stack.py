@@ -139,7 +139,10 @@ def run() -> int:
         kubectl("apply", "--server-side", "-f", str(SAMPLES_DIR))
 
         children = Children(kubeconfig)
-        children.start("operator", "operator", f"--lease-namespace={LEASE_NAMESPACE}")
+        # Webhooks to receivers on this machine (127.0.0.1 only: the egress policy refuses loopback otherwise).
+        children.start(
+            "operator", "operator", f"--lease-namespace={LEASE_NAMESPACE}", "--webhook-allow-cidr=127.0.0.1/32"
+        )
         children.start("facade", "facade", f"--port={facade_port}", f"--lease-namespace={LEASE_NAMESPACE}")
         for binary, hosts in sample_services().items():
             children.start(

@@ -7,6 +7,8 @@ the same Server is never sent before an earlier one, even across retries. Server
 wait for each other: a failing event holds back only its own Server's later events.
 Concurrency: at most `concurrency` attempts per subscription in flight (backoff sleeps hold
 no slot), and the session's connection limit across all subscriptions.
+Reach: the session connects only where the egress policy allows (egress.py), follows no
+redirect, and a failure is reported by its category (failures.py), never its text.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from ..kube import HOST_STATUS_SUBSCRIPTIONS, ApiError
 from .cloudevents import CONTENT_TYPE, SIGNATURE_HEADER, sign
+from .egress import EgressPolicy
+from .failures import ADDRESS_NOT_ALLOWED, INVALID_URL, Failure, client_failure, http_failure, timeout_failure
 from .secrets import SigningKeyError, SigningKeys
 from .status import DeliveryState, StatusWriter
 from .subscriptions import SubscriptionSpec
-from .url_policy import url_problem
+from .url_policy import host_address, url_problem
 
 if TYPE_CHECKING:
     from ..kube import KubeClient
@@ -53,16 +58,15 @@ def backoff_delay(retry: int, jitter: Callable[[], float] = random.random) -> fl
     return min(BACKOFF_BASE * 2**retry, BACKOFF_CAP) * (0.8 + 0.4 * jitter())
 
 
-def is_retryable(status: int) -> bool:
-    """Worth another attempt: the receiver is overloaded or broken, not refusing the event."""
-    return status in (408, 425, 429) or status >= 500
-
-
 @dataclass
 class Pending:
     event_id: str
     body: bytes
     transition_time: datetime
+
+
+READY = ("True", "Valid", "the URL and the signing key are usable")
+UNUSABLE_URL = (INVALID_URL.category, ADDRESS_NOT_ALLOWED.category)  # failures no retry helps: not Ready
 
 
 @dataclass
@@ -73,22 +77,46 @@ class Outcome:
     retry_after: float | None = None
     ready: tuple[str, str, str] | None = None  # (status, reason, message) of the Ready condition
 
+    @classmethod
+    def failed(cls, failure: Failure, retry_after: float | None = None) -> Outcome:
+        """A failed attempt; the Ready condition says whether the subscription itself is at fault."""
+        ready = ("False", failure.category, failure.message) if failure.category in UNUSABLE_URL else READY
+        return cls(False, str(failure), retryable=failure.retryable, retry_after=retry_after, ready=ready)
+
 
 class Deliverer:
     """What all subscriptions share: the HTTP session, the signing keys, the metrics."""
 
-    def __init__(self, client: KubeClient, metrics: OperatorMetrics, *, keys: SigningKeys | None = None) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        metrics: OperatorMetrics,
+        *,
+        keys: SigningKeys | None = None,
+        egress: EgressPolicy | None = None,
+        resolver: AbstractResolver | None = None,  # aiohttp's default when None (tests give answers of their own)
+    ) -> None:
         self.client = client
         self.metrics = metrics
         self.keys = keys or SigningKeys(client)
+        self.egress = egress or EgressPolicy()
+        self.resolver = resolver
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             # No proxies from the environment, no cookies; per-attempt timeouts are set per request.
+            # Every address connected to, resolved or literal, passes the egress policy first.
+            connector = aiohttp.TCPConnector(
+                limit=256,
+                limit_per_host=32,
+                keepalive_timeout=30,
+                resolver=self.resolver,
+                socket_factory=self.egress.socket_factory,
+            )
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=256, limit_per_host=32, keepalive_timeout=30),
+                connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 headers={"User-Agent": USER_AGENT},
                 trust_env=False,
@@ -100,10 +128,20 @@ class Deliverer:
             await self._session.close()
             self._session = None
 
-    async def attempt(self, spec: SubscriptionSpec, pending: Pending, number: int) -> Outcome:
-        problem = url_problem(spec.url)
+    def url_refusal(self, url: str) -> Failure | None:
+        """Why no event will go to `url`, as far as the URL shows (its name is judged when connecting)."""
+        problem = url_problem(url)
         if problem:
-            return Outcome(False, problem, retryable=False, ready=("False", "InvalidURL", problem))
+            return Failure(INVALID_URL.category, problem, retryable=False)
+        address = host_address(url)
+        if address is not None and self.egress.refusal(address) is not None:
+            return ADDRESS_NOT_ALLOWED
+        return None
+
+    async def attempt(self, spec: SubscriptionSpec, pending: Pending, number: int) -> Outcome:
+        refusal = self.url_refusal(spec.url)
+        if refusal is not None:
+            return Outcome.failed(refusal)
         try:
             key = await self.keys.get(spec.namespace, spec.secret_name, spec.secret_key)
         except SigningKeyError as error:
@@ -113,7 +151,6 @@ class Deliverer:
             SIGNATURE_HEADER: sign(key, pending.body),
             "X-Hoststate-Delivery-Attempt": str(number),
         }
-        ready = ("True", "Valid", "the URL and the signing key are usable")
         try:
             async with self.session.post(
                 spec.url,
@@ -125,18 +162,16 @@ class Deliverer:
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     await response.content.read(4096)
                 if 200 <= response.status < 300:
-                    return Outcome(True, ready=ready)
-                return Outcome(
-                    False,
-                    f"HTTP {response.status} {response.reason or ''}".strip(),
-                    retryable=is_retryable(response.status),
-                    retry_after=_retry_after(response.headers.get("Retry-After")),
-                    ready=ready,
+                    return Outcome(True, ready=READY)
+                return Outcome.failed(
+                    http_failure(response.status), retry_after=_retry_after(response.headers.get("Retry-After"))
                 )
         except TimeoutError:
-            return Outcome(False, f"no answer within {spec.timeout:g}s", retryable=True, ready=ready)
+            return Outcome.failed(timeout_failure(spec.timeout))
         except aiohttp.ClientError as error:
-            return Outcome(False, f"{type(error).__name__}: {error}", retryable=True, ready=ready)
+            # The details for the operator's log only: they name what answered at the tenant's address.
+            logger.debug("subscription %s/%s: attempt %d failed: %r", spec.namespace, spec.name, number, error)
+            return Outcome.failed(client_failure(error))
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -189,13 +224,13 @@ class Channel:
 
     async def _check_ready(self) -> None:
         spec = self.spec
-        problem = url_problem(spec.url)
-        if problem:
-            ready = ("False", "InvalidURL", problem)
+        refusal = self.deliverer.url_refusal(spec.url)
+        if refusal is not None:
+            ready = ("False", refusal.category, refusal.message)
         else:
             try:
                 await self.deliverer.keys.get(spec.namespace, spec.secret_name, spec.secret_key)
-                ready = ("True", "Valid", "the URL and the signing key are usable")
+                ready = READY
             except SigningKeyError as error:
                 ready = ("False", error.reason, str(error))
         changed = self.state.set_condition("Ready", *ready, utcnow())

@@ -17,8 +17,10 @@ from ..kube.informer import Informer
 from ..prometheus import OperatorMetrics
 from .cloudevents import build_event, encode, new_event_id
 from .delivery import Channel, Deliverer, Pending
+from .egress import EgressPolicy
 from .secrets import SigningKeys
 from .subscriptions import SubscriptionKey, SubscriptionSpec
+from .url_policy import origin
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +36,13 @@ class Notifier:
         *,
         namespaces: tuple[str, ...] = (),
         keys: SigningKeys | None = None,
+        egress: EgressPolicy | None = None,
         status_period: float = 5.0,
     ) -> None:
         self.metrics = metrics
         self.labels_of = labels_of
         self.status_period = status_period
-        self.deliverer = Deliverer(client, metrics, keys=keys)
+        self.deliverer = Deliverer(client, metrics, keys=keys, egress=egress)
         self.channels: dict[SubscriptionKey, Channel] = {}
         self.by_namespace: dict[str, set[str]] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -81,7 +84,7 @@ class Notifier:
         if channel is None:
             self.channels[spec.key] = Channel(spec, self.deliverer, new.get("status"), status_period=self.status_period)
             self.by_namespace.setdefault(spec.namespace, set()).add(spec.name)
-            logger.info("subscription %s/%s: delivering to %s", spec.namespace, spec.name, spec.url)
+            logger.info("subscription %s/%s: delivering to %s", spec.namespace, spec.name, origin(spec.url))
         elif spec.generation != channel.spec.generation:
             channel.update(spec)  # a status write (ours) keeps the generation: nothing to do
             logger.info("subscription %s/%s: generation %d", spec.namespace, spec.name, spec.generation)

@@ -5,18 +5,24 @@ the broadest read right there is. A GET needs only `get secrets` (which a cluste
 narrow per namespace with RoleBindings) and reads only the Secrets subscriptions name.
 The price is freshness: a rotated key is used within `ttl` seconds, a Secret created after
 its subscription within `negative_ttl`.
+
+The messages (a subscription's Ready condition) name the Secret and what is wrong with it,
+never anything of its value (not even a short key's length) nor the API server's own words.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from dataclasses import dataclass
 
 import aiohttp
 
 from ..kube import SECRETS, ApiError, KubeClient
 from ..ttl_cache import TTLCache
+
+logger = logging.getLogger(__name__)
 
 MIN_KEY_BYTES = 16
 
@@ -54,12 +60,11 @@ class SigningKeys:
             raise SigningKeyError("SecretKeyMissing", f"Secret {name} has no key {key!r}")
         try:
             value = base64.b64decode(secret.data[key], validate=True)
-        except (binascii.Error, ValueError) as error:
-            raise SigningKeyError("SecretKeyMissing", f"Secret {name} key {key!r} is not base64: {error}") from None
+        except (binascii.Error, ValueError):  # the decoder's message would count the value's characters
+            raise SigningKeyError("SecretKeyMissing", f"Secret {name} key {key!r} is not valid base64") from None
         if len(value) < MIN_KEY_BYTES:
             raise SigningKeyError(
-                "SigningKeyTooShort",
-                f"Secret {name} key {key!r} has {len(value)} bytes; at least {MIN_KEY_BYTES} needed",
+                "SigningKeyTooShort", f"Secret {name} key {key!r} is too short: at least {MIN_KEY_BYTES} bytes needed"
             )
         return value
 
@@ -73,9 +78,11 @@ class SigningKeys:
                 )
             if error.status == 403:
                 return _Secret(
-                    error=SigningKeyError("SecretForbidden", f"the operator may not get Secret {name}: {error.message}")
+                    error=SigningKeyError("SecretForbidden", f"the operator may not get Secret {name} (its RBAC)")
                 )
-            return _Secret(error=SigningKeyError("SecretUnavailable", f"Secret {name}: {error}"))
+            logger.warning("Secret %s/%s not read: %s", namespace, name, error)
+            return _Secret(error=SigningKeyError("SecretUnavailable", f"Secret {name} could not be read; retrying"))
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as error:
-            return _Secret(error=SigningKeyError("SecretUnavailable", repr(error)))
+            logger.warning("Secret %s/%s not read: %r", namespace, name, error)
+            return _Secret(error=SigningKeyError("SecretUnavailable", f"Secret {name} could not be read; retrying"))
         return _Secret(data=dict(secret.get("data") or {}))

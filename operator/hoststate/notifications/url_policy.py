@@ -6,25 +6,58 @@ again before each delivery, because the CRD in a cluster may come from an older,
 - https to any host, except link-local addresses (169.254.0.0/16, fe80::/10: cloud metadata);
 - http only to loopback (localhost, 127.0.0.0/8, ::1) and in-cluster Service names
   (*.svc, *.svc.cluster.local), where the traffic does not leave the node or the cluster;
-- no user info (user:password@) and no other scheme.
+- no user info (user:password@) and no other scheme;
+- and one rule the CRD cannot express: an IPv4 address only as four decimal numbers, not in the
+  forms resolvers also read as addresses (2130706433, 0x7f.1, 0177.0.0.1, 127.1).
 
-Names are not resolved here: a public name that resolves to a private address is allowed
-(a webhook is, by nature, a request the tenant chooses; restrict egress with a NetworkPolicy).
+These are the first, readable refusals. Where a name leads is judged when connecting, address
+by address, by the egress policy (egress.py): that check is the authority.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from urllib.parse import urlsplit
+
+from .egress import Address
 
 CLUSTER_LOCAL_SUFFIXES = (".svc", ".svc.cluster.local")
 
 
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _ip(host: str) -> Address | None:
     try:
         return ipaddress.ip_address(host)
     except ValueError:
         return None
+
+
+def is_legacy_ipv4(host: str) -> bool:
+    """An IPv4 address in a form other than dotted decimal, which inet_aton (and so resolvers) accept."""
+    if _ip(host) is not None:
+        return False
+    try:
+        socket.inet_aton(host)  # parses only: no lookup
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def host_address(url: str) -> Address | None:
+    """The URL's host when it is an IP address (to be judged before any connect), else None."""
+    try:
+        return _ip(urlsplit(url).hostname or "")
+    except ValueError:
+        return None
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port], what the operator's log shows of a webhook (paths and queries may hold secrets)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(invalid URL)"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # never user info
 
 
 def is_local_host(host: str) -> bool:
@@ -50,6 +83,8 @@ def url_problem(url: str) -> str | None:
         return "url must name a host"
     if "@" in parts.netloc:
         return "url must not carry user info (user:password@)"
+    if is_legacy_ipv4(host):
+        return "url must write an IPv4 address as four decimal numbers (like 192.0.2.10)"
     ip = _ip(host)
     if ip is not None and ip.is_link_local:
         return "url must not point at a link-local address"

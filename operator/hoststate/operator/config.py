@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass
 
 from ..domain import COMPUTE_BINARY, effective_service_down_time
+from ..notifications.egress import Network, parse_cidrs
 from ..options import LEASE_NAMESPACE, REPORT_INTERVAL, SERVICE_DOWN_TIME, Option, add_options, option_values
 from ..resources.lease import DEFAULT_LEASE_NAMESPACE
 
@@ -25,6 +26,9 @@ class OperatorConfig:
     evacuation_storm_threshold: float = 0.3  # stop when more than this share of hosts is down
     evacuation_storm_scope: str = "zone"  # the share is counted per availability zone, or over "global"
     evacuation_timeout: float = 300.0  # an evacuation not confirmed (UP on the target) by then fails
+    # Webhooks reach public addresses only, and these (notifications/egress.py); the cluster's own ranges never.
+    webhook_allow_cidrs: tuple[Network, ...] = ()
+    cluster_cidrs: tuple[Network, ...] = ()
 
     @property
     def down_time(self) -> float:
@@ -66,6 +70,18 @@ OPTIONS = (
         "seconds before an evacuation not UP on its target is marked failed",
         float,
     ),
+    Option(
+        "--webhook-allow-cidr",
+        "let webhooks reach this CIDR although it is loopback, private, link-local or a cluster range (repeatable)",
+        variable="HOSTSTATE_WEBHOOK_ALLOW_CIDRS",
+        extra={"dest": "webhook_allow_cidrs", "action": "append"},
+    ),
+    Option(
+        "--cluster-cidr",
+        "a Service or Pod CIDR of the cluster: webhooks never reach it unless allowed (repeatable)",
+        variable="HOSTSTATE_CLUSTER_CIDRS",
+        extra={"dest": "cluster_cidrs", "action": "append"},
+    ),
 )
 
 
@@ -80,4 +96,11 @@ def from_arguments(args: argparse.Namespace) -> OperatorConfig:
         raise SystemExit(
             "--evacuation-concurrency >= 0, --evacuation-storm-threshold in [0, 1], --evacuation-timeout > 0"
         )
-    return OperatorConfig(**option_values(args, OPTIONS) | {"namespaces": tuple(args.namespaces)})
+    try:
+        cidrs = {
+            "webhook_allow_cidrs": parse_cidrs(args.webhook_allow_cidrs),
+            "cluster_cidrs": parse_cidrs(args.cluster_cidrs),
+        }
+    except ValueError as error:
+        raise SystemExit(f"--webhook-allow-cidr and --cluster-cidr take CIDRs: {error}") from None
+    return OperatorConfig(**option_values(args, OPTIONS) | {"namespaces": tuple(args.namespaces)} | cidrs)

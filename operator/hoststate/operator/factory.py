@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..kube import COMPUTE_SERVICES, SERVERS, KubeClient
 from ..kube.informer import Informer
-from ..notifications import Notifier
+from ..notifications import EgressPolicy, Notifier
 from ..prometheus import OperatorMetrics, serve_metrics
 from .config import OperatorConfig
 from .evacuation import Evacuator, slim_server_with_evacuation
@@ -103,7 +103,13 @@ class OperatorFactory:
         reconciler = Reconciler(client, config, events, metrics)
         metrics.registry.register(IndexCollector(reconciler.services, reconciler.servers, config.down_time))
         evacuator = Evacuator(client, reconciler, config, events, metrics)
-        notifier = Notifier(client, metrics, reconciler.servers.labels_of, namespaces=config.namespaces)
+        notifier = Notifier(
+            client,
+            metrics,
+            reconciler.servers.labels_of,
+            namespaces=config.namespaces,
+            egress=EgressPolicy(allowed=config.webhook_allow_cidrs, cluster=config.cluster_cidrs),
+        )
         reconciler.transition_listeners += [evacuator.on_transition, notifier.on_transition]
         return Operator(
             config=config,
