@@ -8,27 +8,12 @@ from pathlib import Path
 from kubernetes import client as k8s
 
 from hoststate.devcluster import DevCluster
+from tests.support.accounts import service_account_with_role
 
 
 def test_token_request_review_and_access_review(api_client: k8s.ApiClient, namespace: str) -> None:
     core = k8s.CoreV1Api(api_client)
-    core.create_namespaced_service_account(namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="monitor")))
-    rbac = k8s.RbacAuthorizationV1Api(api_client)
-    rbac.create_namespaced_role(
-        namespace,
-        k8s.V1Role(
-            metadata=k8s.V1ObjectMeta(name="server-reader"),
-            rules=[k8s.V1PolicyRule(api_groups=["hoststate.io"], resources=["servers"], verbs=["get", "list"])],
-        ),
-    )
-    rbac.create_namespaced_role_binding(
-        namespace,
-        k8s.V1RoleBinding(
-            metadata=k8s.V1ObjectMeta(name="monitor-reads-servers"),
-            role_ref=k8s.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="server-reader"),
-            subjects=[k8s.RbacV1Subject(kind="ServiceAccount", name="monitor", namespace=namespace)],
-        ),
-    )
+    service_account_with_role(api_client, namespace, "monitor", "servers", ["get", "list"])
 
     token = core.create_namespaced_service_account_token(
         "monitor", namespace, k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[]))

@@ -13,6 +13,7 @@ from hoststate.devcluster import DevCluster
 from hoststate.devcluster.processes import wait_for
 from hoststate.kube import SERVERS, ApiError, KubeClient
 from tests.kubeobjects import server
+from tests.support.accounts import service_account_with_role
 
 
 def bound_token(core: k8s.CoreV1Api, namespace: str, secret: str) -> str:
@@ -50,23 +51,7 @@ async def test_token_rotation_is_picked_up_after_a_401(
     cluster: DevCluster, api_client: k8s.ApiClient, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     core = k8s.CoreV1Api(api_client)
-    core.create_namespaced_service_account(namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="reader")))
-    rbac = k8s.RbacAuthorizationV1Api(api_client)
-    rbac.create_namespaced_role(
-        namespace,
-        k8s.V1Role(
-            metadata=k8s.V1ObjectMeta(name="list-servers"),
-            rules=[k8s.V1PolicyRule(api_groups=["hoststate.io"], resources=["servers"], verbs=["list"])],
-        ),
-    )
-    rbac.create_namespaced_role_binding(
-        namespace,
-        k8s.V1RoleBinding(
-            metadata=k8s.V1ObjectMeta(name="reader-lists"),
-            role_ref=k8s.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="list-servers"),
-            subjects=[k8s.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
-        ),
-    )
+    service_account_with_role(api_client, namespace, "reader", "servers", ["list"])
     kubeconfig = tmp_path / "kubeconfig"
     first = bound_token(core, namespace, "first")
     write_kubeconfig(kubeconfig, cluster, first)
