@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from hoststate.resources.crd import ALL_CRDS, crd_manifest, file_name, render
+from hoststate.resources.crd import ALL_CRDS, SERVER, crd_manifest, file_name, render
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "crds"
 
@@ -43,3 +43,44 @@ def test_schemas_are_structural_and_described() -> None:
         schema = crd_manifest(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         walk(schema, info.kind)
         yaml.safe_dump(schema)
+
+
+def test_every_string_list_and_map_is_bounded() -> None:
+    """No field lets an object grow without bound (issue 12): strings have a maxLength (or an enum
+    or a format), lists a maxItems, maps a maxProperties and a CEL rule on their keys' length."""
+    unbounded = []
+
+    def walk(node: dict, path: str) -> None:
+        kind = node.get("type")
+        if kind == "string" and not {"maxLength", "enum", "format"} & node.keys():
+            unbounded.append(f"{path}: no maxLength")
+        if kind == "array" and "maxItems" not in node:
+            unbounded.append(f"{path}: no maxItems")
+        if kind == "object" and isinstance(node.get("additionalProperties"), dict):
+            if "maxProperties" not in node:
+                unbounded.append(f"{path}: no maxProperties")
+            if not any("size(k) <=" in rule["rule"] for rule in node.get("x-kubernetes-validations", [])):
+                unbounded.append(f"{path}: no bound on key length")
+        for name, sub in node.get("properties", {}).items():
+            walk(sub, f"{path}.{name}")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}{{}}")
+
+    for info in ALL_CRDS:
+        schema = crd_manifest(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for part in ("spec", "status"):
+            walk(schema["properties"][part], f"{info.kind}.{part}")
+    assert not unbounded, unbounded
+
+
+def test_map_key_bounds_become_cel_rules() -> None:
+    """pydantic's propertyNames (dropped by structural schemas) become the CEL rule that bounds keys."""
+    metadata = crd_manifest(SERVER)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]["metadata"]
+    assert metadata["maxProperties"] == 128 and metadata["additionalProperties"]["maxLength"] == 255
+    assert metadata["x-kubernetes-validations"] == [
+        {"rule": "self.all(k, size(k) >= 1 && size(k) <= 255)", "message": "keys must be 1 to 255 characters long"}
+    ]

@@ -149,6 +149,43 @@ INVALID_SERVERS = [
         "spec.addresses.private[0].version: Unsupported value: 5",
         id="ip-version",
     ),
+    # Nova's bounds (issue 12): no tenant can make a Server that nears the watch buffers.
+    pytest.param(
+        server("s7", metadata={"k": "v" * 256}), "spec.metadata.k: Too long: may not be more than 255", id="meta-value"
+    ),
+    pytest.param(
+        server("s8", metadata={"k" * 256: "v"}),
+        "spec.metadata: Invalid value: keys must be 1 to 255 characters long",
+        id="metadata-key-256",
+    ),
+    pytest.param(
+        server("s9", metadata={"": "v"}),
+        "spec.metadata: Invalid value: keys must be 1 to 255 characters long",
+        id="metadata-key-empty",
+    ),
+    pytest.param(
+        server("s10", metadata={f"k{i}": "v" for i in range(129)}),
+        "spec.metadata: Too many: 129: must have at most 128 items",
+        id="metadata-129-items",
+    ),
+    pytest.param(
+        server("s11", addresses={"private": [{"addr": "10.0.0.1"}] * 17}),
+        "spec.addresses.private: Too many: 17: must have at most 16 items",
+        id="addresses-17-on-a-network",
+    ),
+    pytest.param(
+        server("s12", addresses={f"net{i}": [] for i in range(33)}),
+        "spec.addresses: Too many: 33: must have at most 32 items",
+        id="networks-33",
+    ),
+    pytest.param(
+        server("s13", addresses={"n" * 256: []}),
+        "spec.addresses: Invalid value: keys must be 1 to 255 characters long",
+        id="network-name-256",
+    ),
+    pytest.param(
+        server("s14", keyName="k" * 256), "spec.keyName: Too long: may not be more than 255", id="key-name-256"
+    ),
 ]
 
 
@@ -157,6 +194,23 @@ def test_invalid_server_is_refused(custom: k8s.CustomObjectsApi, namespace: str,
     status, text = refusal(lambda: custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "servers", body))
     assert status == 422
     assert message in text
+
+
+def test_the_largest_server_nova_allows_is_accepted(custom: k8s.CustomObjectsApi, namespace: str) -> None:
+    """Every bound at once (the CEL rules' cost fits the budget): 128 metadata items of 255-character
+    keys and values, 32 networks of 16 addresses."""
+    body = server(
+        "largest",
+        host="c1",
+        displayName="n" * 255,
+        metadata={f"{i:03}".ljust(255, "k"): "v" * 255 for i in range(128)},
+        addresses={
+            f"{i:02}".ljust(255, "n"): [{"addr": "fd00::1", "version": 6, "macAddr": "fa:16:3e:00:00:01"}] * 16
+            for i in range(32)
+        },
+    )
+    created = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "servers", body)
+    assert len(created["spec"]["metadata"]) == 128 and len(created["spec"]["addresses"]) == 32
 
 
 def test_unknown_server_host_status_is_refused(custom: k8s.CustomObjectsApi, namespace: str) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from ..domain.hoststatus import HOST_STATUSES
@@ -13,6 +13,15 @@ from ..domain.hoststatus import HOST_STATUSES
 # Nova's host name rule (nova/api/validation/parameter_types.py: `hostname`).
 NOVA_HOST_PATTERN = r"^[a-zA-Z0-9-._]*$"
 NOVA_HOST_MAX_LENGTH = 255
+# Nova's column and schema sizes for names and free text (display_name, key_name, availability_zone,
+# disabled_reason, metadata keys and values: nova/db/main/models.py, nova/api/validation).
+NOVA_STRING_MAX_LENGTH = 255
+
+# A map key of 1 to 255 characters. The CRD generator turns the bound into a CEL rule (OpenAPI has
+# no keyword for key length that the API server enforces); the map's maxProperties keeps the
+# rule's estimated cost within the CRD's budget.
+NovaKey = Annotated[str, StringConstraints(min_length=1, max_length=NOVA_STRING_MAX_LENGTH)]
+NovaString = Annotated[str, Field(max_length=NOVA_STRING_MAX_LENGTH)]
 
 # The values of domain.HostStatus, the unset one first: the API server quotes the CRD's enum in this
 # order when it refuses a value.

@@ -157,7 +157,26 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     if out.get("type") == "object" and "maxLength" in node:
         out["maxProperties"] = node["maxLength"]
         out.pop("maxLength", None)
+    if "propertyNames" in node:
+        out["x-kubernetes-validations"] = [*out.get("x-kubernetes-validations", []), _key_length_rule(node)]
     return out
+
+
+def _key_length_rule(node: dict[str, Any]) -> dict[str, str]:
+    """The CEL rule for a map's key length (structural schemas drop propertyNames). CEL's size()
+    counts characters, as maxLength does."""
+    names = node["propertyNames"]
+    if set(names) - {"minLength", "maxLength"} or "maxLength" not in names:
+        raise ValueError(f"unsupported propertyNames in CRD schema: {names}")
+    if "maxProperties" not in node and "maxLength" not in node:
+        raise ValueError(f"a map with bounded keys needs a bounded size (the rule's cost): {node}")
+    low, high = names.get("minLength", 0), names["maxLength"]
+    if low:
+        return {
+            "rule": f"self.all(k, size(k) >= {low} && size(k) <= {high})",
+            "message": f"keys must be {low} to {high} characters long",
+        }
+    return {"rule": f"self.all(k, size(k) <= {high})", "message": f"keys must be at most {high} characters long"}
 
 
 def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:

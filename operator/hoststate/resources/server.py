@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -14,7 +14,18 @@ from .common import (
     Condition,
     HostStatusValue,
     KubeModel,
+    NovaKey,
+    NovaString,
 )
+
+# Nova has no hard limit on a server's networks and addresses, only quotas (Neutron's default port
+# quota is 50 a project, max_fixed_ips_per_port 5); these bounds are far above real servers and
+# keep the largest Server well under the watch buffers: 32 networks x 16 addresses of at most
+# 45 + 17 characters is under 70 KB.
+MAX_NETWORKS = 32
+MAX_ADDRESSES_PER_NETWORK = 16
+# Nova's default metadata_items quota: at most 128 metadata items a server.
+MAX_METADATA_ITEMS = 128
 
 # nova/compute/vm_states.py
 VmState = Literal[
@@ -40,7 +51,10 @@ class Address(KubeModel):
     version: Literal[4, 6] = Field(default=4, description="IP version, 4 or 6.")
     type: Literal["fixed", "floating"] = Field(default="fixed", description="fixed or floating.")
     mac_addr: str | None = Field(
-        default=None, pattern=r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$", description="MAC address of the port."
+        default=None,
+        max_length=17,
+        pattern=r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$",
+        description="MAC address of the port.",
     )
 
 
@@ -72,11 +86,21 @@ class ServerSpec(KubeModel):
     flavor_id: str | None = Field(default=None, max_length=255, description="Flavor the server was built from.")
     image_id: str | None = Field(default=None, max_length=255, description="Image the server was built from.")
     key_name: str | None = Field(default=None, max_length=255, description="Key pair injected into the server.")
-    addresses: dict[str, list[Address]] | None = Field(
-        default=None, max_length=32, description="Addresses by network name."
+    addresses: dict[NovaKey, Annotated[list[Address], Field(max_length=MAX_ADDRESSES_PER_NETWORK)]] | None = Field(
+        default=None,
+        max_length=MAX_NETWORKS,
+        description=(
+            f"Addresses by network name (1 to 255 characters): at most {MAX_NETWORKS} networks "
+            f"of at most {MAX_ADDRESSES_PER_NETWORK} addresses."
+        ),
     )
-    metadata: dict[str, str] | None = Field(
-        default=None, max_length=128, description="Nova server metadata (key/value strings)."
+    metadata: dict[NovaKey, NovaString] | None = Field(
+        default=None,
+        max_length=MAX_METADATA_ITEMS,
+        description=(
+            f"Nova server metadata: at most {MAX_METADATA_ITEMS} items (Nova's default quota), "
+            "keys of 1 to 255 characters and values of at most 255, as Nova allows."
+        ),
     )
 
 
