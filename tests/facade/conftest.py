@@ -64,6 +64,27 @@ def admin_cluster_role(api_client: k8s.ApiClient) -> str:
     return ADMIN_CLUSTER_ROLE
 
 
+SERVICE_MANAGER_CLUSTER_ROLE = "hoststate-facade-test-service-manager"
+
+
+@pytest.fixture(scope="session")
+def service_manager_cluster_role(api_client: k8s.ApiClient) -> str:
+    """A fault monitor's rights: manage ComputeServices, read no tenant's servers."""
+    k8s.RbacAuthorizationV1Api(api_client).create_cluster_role(
+        k8s.V1ClusterRole(
+            metadata=k8s.V1ObjectMeta(name=SERVICE_MANAGER_CLUSTER_ROLE),
+            rules=[
+                k8s.V1PolicyRule(
+                    api_groups=[API_GROUP],
+                    resources=["computeservices"],
+                    verbs=["get", "list", "watch", "patch", "delete"],
+                )
+            ],
+        )
+    )
+    return SERVICE_MANAGER_CLUSTER_ROLE
+
+
 @dataclass
 class Users:
     """Tokens: an admin (project = the test namespace), the project's owner, another project's member."""

@@ -105,6 +105,12 @@ def make_tenant(api_client: k8s.ApiClient, namespace: str, name: str) -> str:
 
 
 def make_admin(api_client: k8s.ApiClient, namespace: str, name: str, cluster_role: str) -> str:
+    """A Nova admin: `cluster_role` lets it list servers in every namespace and patch computeservices."""
+    return make_cluster_user(api_client, namespace, name, cluster_role)
+
+
+def make_cluster_user(api_client: k8s.ApiClient, namespace: str, name: str, cluster_role: str) -> str:
+    """A ServiceAccount of `namespace` bound to `cluster_role` in every namespace: its token."""
     rbac = k8s.RbacAuthorizationV1Api(api_client)
     rbac.create_cluster_role_binding(
         k8s.V1ClusterRoleBinding(
