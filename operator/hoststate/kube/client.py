@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -19,6 +19,11 @@ from .api_resources import Resource
 
 MERGE_PATCH = "application/merge-patch+json"
 TOO_MANY_REQUESTS_RETRIES = 5
+# The longest watch line (one event) read. The API server takes requests of at most 3 MiB and etcd
+# values of at most 1.5 MiB, and Go's JSON writes <, > and & as 6-byte escapes: no event it sends
+# comes near this. The bound only caps what a broken stream can make us buffer.
+MAX_WATCH_LINE = 32 * 1024 * 1024
+WATCH_EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"})
 
 
 class ApiError(Exception):
@@ -31,6 +36,61 @@ class ApiError(Exception):
         self.message = self.body.get("message", "")
         self.retry_after: float | None = None
         super().__init__(f"{method} {path}: {status} {self.reason}: {self.message}")
+
+
+class WatchStreamError(Exception):
+    """The watch stream carried something that is not an event (a malformed or over-long line):
+    what happened after the last good event is unknown, so the watcher must relist."""
+
+
+def _decode_body(payload: bytes) -> dict[str, Any]:
+    """An answer's JSON object, or its text when it is not one (a proxy's error page, a truncated body)."""
+    try:
+        decoded = json.loads(payload) if payload else {}
+    except ValueError:
+        decoded = None
+    return decoded if isinstance(decoded, dict) else {"message": payload.decode(errors="replace")[:500]}
+
+
+async def split_lines(chunks: AsyncIterable[bytes], max_line: int = MAX_WATCH_LINE) -> AsyncIterator[bytes]:
+    """The lines of a byte stream (without their newline), however the stream is cut into chunks.
+
+    aiohttp's own line reader refuses a line longer than its buffer (LineTooLong), and objects the
+    API server accepts can be longer. Raises WatchStreamError for a line over `max_line`, and
+    ClientPayloadError when the stream ends inside a line (a reset connection).
+    """
+    pending = bytearray()
+    async for chunk in chunks:
+        begin = 0
+        while (end := chunk.find(b"\n", begin)) >= 0:
+            if pending:
+                pending += chunk[begin:end]
+                line = bytes(pending)
+                pending.clear()
+            else:
+                line = chunk[begin:end]
+            if len(line) > max_line:
+                raise WatchStreamError(f"a watch line of {len(line)} bytes, over the limit of {max_line}")
+            yield line
+            begin = end + 1
+        pending += chunk[begin:]
+        if len(pending) > max_line:
+            raise WatchStreamError(f"a watch line of over {max_line} bytes")
+    if pending.strip():
+        raise aiohttp.ClientPayloadError(f"the watch stream ended inside an event ({len(pending)} bytes)")
+
+
+def parse_watch_event(line: bytes) -> dict[str, Any]:
+    """One watch line as {"type", "object"}; WatchStreamError when it is not an event."""
+    try:
+        event = json.loads(line)
+    except ValueError as error:
+        raise WatchStreamError(f"malformed watch event ({error}): {line[:100]!r}") from None
+    if not (
+        isinstance(event, dict) and event.get("type") in WATCH_EVENT_TYPES and isinstance(event.get("object"), dict)
+    ):
+        raise WatchStreamError(f"not a watch event: {line[:100]!r}")
+    return event
 
 
 def login() -> kopf.ConnectionInfo:
@@ -172,11 +232,7 @@ class KubeClient:
             headers=self._request_headers(content_type),
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as response:
-            payload = await response.read()
-            try:
-                decoded = json.loads(payload) if payload else {}
-            except ValueError:
-                decoded = {"message": payload.decode(errors="replace")[:500]}
+            decoded = _decode_body(await response.read())
             if response.status >= 400:
                 error = ApiError(response.status, decoded, method, path)
                 retry_after = response.headers.get("Retry-After", "")
@@ -224,10 +280,13 @@ class KubeClient:
         namespace: str | None = None,
         timeout_seconds: int = 300,
         label_selector: str | None = None,
+        max_line: int = MAX_WATCH_LINE,
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events ({"type", "object"}) from `resource_version`, with bookmarks.
 
-        Ends when the server closes the stream; raises ApiError(410) when the version is too old.
+        Ends when the server closes the stream; raises ApiError(410) when the version is too old
+        (and ApiError for any ERROR event), WatchStreamError for a line that is not an event,
+        aiohttp.ClientError when the connection fails.
         """
         params = {
             "watch": "1",
@@ -246,14 +305,13 @@ class KubeClient:
             if response.status >= 400:
                 if response.status == 401:
                     self.refresh_credentials()  # the caller's retry uses the new token
-                raise ApiError(
-                    response.status, await response.json(content_type=None), "WATCH", resource.path(namespace)
-                )
-            async for line in response.content:
+                raise ApiError(response.status, _decode_body(await response.read()), "WATCH", resource.path(namespace))
+            async for line in split_lines(response.content.iter_any(), max_line):
                 if not line.strip():
                     continue
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object", {})
-                    raise ApiError(status.get("code", 500), status, "WATCH", resource.path(namespace))
+                event = parse_watch_event(line)
+                if event["type"] == "ERROR":
+                    status = event["object"]
+                    code = status.get("code")
+                    raise ApiError(code if isinstance(code, int) else 500, status, "WATCH", resource.path(namespace))
                 yield event

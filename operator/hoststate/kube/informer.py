@@ -1,11 +1,18 @@
 """Informer: a list+watch cache of one resource, kept current with bookmarks and relists on 410.
 
-Generic on purpose (the facade uses it; the operator may): it knows nothing of what it
+Generic on purpose (the facade and the operator use it): it knows nothing of what it
 caches. A stopped informer keeps its store and its resourceVersion; started again, it
 resumes watching from there, and relists if the API server answers that the version has
 expired (410 Gone: compacted, or older than the watch cache's window).
 Readers use `get()`/`items()` synchronously from the event loop; `add_handler()` lets a
 caller keep its own indexes in step with the store.
+
+Its loop never ends but by cancellation: every error ends in a rewatch (from the last version
+seen) or a relist, after a backoff. A connection that fails, resets or times out, an API server
+that restarts or answers an error: rewatch. A line that is no event (malformed, over-long) or an
+unexpected exception: relist, since events may have been lost. 410 Gone: relist at once. A
+handler or transform that raises is logged and counted, and the others still run.
+`has_listed` and `last_progress` tell a health check whether it is ready and still moving.
 """
 
 from __future__ import annotations
@@ -13,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
 
 from .api_resources import Resource
-from .client import ApiError, KubeClient
+from .client import MAX_WATCH_LINE, ApiError, KubeClient, WatchStreamError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,7 @@ class Informer:
         watch_timeout: int = 300,
         retry_delay: float = 1.0,
         max_retry_delay: float = 30.0,
+        max_event_bytes: int = MAX_WATCH_LINE,
     ) -> None:
         self.client = client
         self.resource = resource
@@ -68,9 +77,14 @@ class Informer:
         self.watch_timeout = watch_timeout
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
+        self.max_event_bytes = max_event_bytes
         self.resource_version = ""  # where the next watch starts; empty: list first
-        self.relists = 0  # lists after a 410 Gone (the first list is not counted)
+        self.relists = 0  # lists after the first (after a 410 Gone or a broken stream)
+        self.watch_errors = 0  # lists and watches that ended in an error (410 Gone included)
+        self.handler_errors = 0  # handlers and transforms that raised
         self.synced = asyncio.Event()
+        # time.monotonic() of the last list, event, bookmark or normal end of a watch (or of start()).
+        self.last_progress = time.monotonic()
         self._store: dict[Key, dict[str, Any]] = {}
         self._handlers: list[Handler] = []
         self._changed = asyncio.Condition()
@@ -112,14 +126,20 @@ class Informer:
         return True
 
     # -- running ------------------------------------------------------------------
+    @property
+    def has_listed(self) -> bool:
+        """The store has been filled by a list at least once (readiness)."""
+        return self.synced.is_set()
+
     def start(self) -> asyncio.Task[None]:
         if self._task is None:
+            self.last_progress = time.monotonic()
             self._task = asyncio.create_task(self.run(), name=f"informer {self.resource.plural}")
         return self._task
 
     @property
     def running(self) -> bool:
-        """Started and its loop not ended (it only ends when cancelled or broken)."""
+        """Started and not stopped (its loop ends only when cancelled)."""
         return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
@@ -130,42 +150,52 @@ class Informer:
             self._task = None
 
     async def run(self) -> None:
-        """List (unless resuming), then watch from the list's version; relist on 410 Gone; back off
-        on other errors."""
+        """List (unless resuming), then watch from the list's version, forever (see the module's doc)."""
         delay = self.retry_delay
         need_list = not self.resource_version
         while True:
+            attempt_started = time.monotonic()
             try:
                 if need_list:
                     await self._list()
                     need_list = False
                 await self._watch()
+                self._progressed()
                 delay = self.retry_delay  # a watch that ended normally: resume at once
+                continue
             except asyncio.CancelledError:
                 raise
             except ApiError as error:
                 if error.status == 410:
+                    self.watch_errors += 1
                     log.info("%s: resourceVersion %s expired, relisting", self.resource.plural, self.resource_version)
-                    self.relists += 1
                     need_list = True
                     continue
-                log.warning("%s: %s; retrying in %.0fs", self.resource.plural, error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_retry_delay)
-            except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-                log.warning("%s: %r; retrying in %.0fs", self.resource.plural, error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_retry_delay)
+                problem = str(error)
+            except WatchStreamError as error:
+                problem, need_list = f"{error}; relisting", True
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                problem = repr(error)
+            except Exception as error:  # a bug here must not end the watch: start again from a list
+                log.exception("%s: unexpected error", self.resource.plural)
+                problem, need_list = f"{error!r}; relisting", True
+            self.watch_errors += 1
+            if self.last_progress > attempt_started:
+                delay = self.retry_delay  # it made progress before failing: not a failure in a row
+            log.warning("%s: %s; retrying in %.1fs", self.resource.plural, problem, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_retry_delay)
 
     async def _list(self) -> None:
         params = {"labelSelector": self.label_selector} if self.label_selector else {}
         listing = await self.client.list(self.resource, self.namespace, **params)
-        items = listing.get("items", [])
-        if self.transform is not None:
-            items = [self.transform(obj) for obj in items]
-        fresh = {object_key(obj): obj for obj in items}
+        shaped = (self._shaped(obj) for obj in listing.get("items", []))
+        fresh = {object_key(obj): obj for obj in shaped if obj is not None}
         old_store, self._store = self._store, fresh
         self.resource_version = listing.get("metadata", {}).get("resourceVersion", "")
+        if self.synced.is_set():
+            self.relists += 1
+        self._progressed()
         # Tell the handlers what the relist changed, as if the events had been seen.
         for key, obj in fresh.items():
             before = old_store.get(key)
@@ -186,12 +216,15 @@ class Informer:
             self.namespace,
             timeout_seconds=self.watch_timeout,
             label_selector=self.label_selector,
+            max_line=self.max_event_bytes,
         ):
-            kind, obj = event["type"], event["object"]
-            if self.transform is not None and kind != "BOOKMARK":
-                obj = self.transform(obj)
-            self.resource_version = obj.get("metadata", {}).get("resourceVersion", self.resource_version)
+            kind, raw = event["type"], event["object"]
+            self.resource_version = raw.get("metadata", {}).get("resourceVersion", self.resource_version)
+            self._progressed()
             if kind == "BOOKMARK":
+                continue
+            obj = self._shaped(raw)
+            if obj is None:
                 continue
             key = object_key(obj)
             before = self._store.get(key)
@@ -203,11 +236,27 @@ class Informer:
                 self._emit("ADDED" if before is None else "MODIFIED", before, obj)
             await self._notify()
 
+    def _progressed(self) -> None:
+        self.last_progress = time.monotonic()
+
+    def _shaped(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """The object as transformed, or None when the transform raised (logged and counted: one
+        odd object must not stop the cache)."""
+        if self.transform is None:
+            return obj
+        try:
+            return self.transform(obj)
+        except Exception:
+            self.handler_errors += 1
+            log.exception("%s: transform failed on %s", self.resource.plural, obj.get("metadata", {}).get("name"))
+            return None
+
     def _emit(self, kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         for handler in self._handlers:
             try:
                 handler(kind, old, new)
             except Exception:  # a broken index must not stop the cache
+                self.handler_errors += 1
                 log.exception("%s: handler failed", self.resource.plural)
 
     async def _notify(self) -> None:
