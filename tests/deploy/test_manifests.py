@@ -51,6 +51,8 @@ def test_base_renders_every_part(rendered: list[dict[str, Any]]) -> None:
             "ServiceMonitor",
             "PrometheusRule",
             "DaemonSet",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         ]
     )
     assert {o["metadata"]["name"] for o in rendered if o["kind"] == "ServiceAccount"} == {
