@@ -4,7 +4,10 @@ ServiceAccounts (never the admin token) and the rules of rbac-*.yaml.
 - sufficient: the whole force-down flow works with exactly those rules;
 - necessary: with any one permission taken away, the component fails (a Forbidden shows);
 - confined: each identity is refused what it must not do (the agent cannot touch a
-  ComputeService, the operator cannot change a spec, the facade writes only with its callers' tokens).
+  ComputeService, the operator cannot change a spec, the facade writes only with its callers' tokens);
+- one host, one voice: the admission policy (admission-heartbeat-leases.yaml) confines an agent to
+  its own host's Lease, whether its host comes from the node its token is bound to (the DaemonSet)
+  or from its ServiceAccount's name (a host outside Kubernetes).
 
 The processes run with the arguments of the manifests' containers (deployment.yaml,
 agent-daemonset.yaml); only ports, addresses and test-speed timings are changed.
@@ -12,6 +15,7 @@ agent-daemonset.yaml); only ports, addresses and test-speed timings are changed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -20,21 +24,29 @@ import signal
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import kopf
 import pytest
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from prometheus_client import CollectorRegistry
 
 from hoststate import API_GROUP, API_VERSION
 from hoststate.devcluster import DevCluster, free_port
 from hoststate.devcluster.processes import HoststateProcess, wait_for
 from hoststate.devcluster.scraper import parse, scrape, total
 from hoststate.devcluster.stack import Kubectl
+from hoststate.domain import COMPUTE_BINARY
+from hoststate.kube import KubeClient
+from hoststate.operator.leases import HEARTBEAT_POLICY, HeartbeatPolicyCheck
+from hoststate.resources.computeservice import service_name
+from hoststate.resources.lease import heartbeat_lease, renewal_patch
 from tests.kubeobjects import compute_service, server
 from tests.support.processes import Operator
 
@@ -42,6 +54,7 @@ from .conftest import INSTALL_NAMESPACE, find
 
 G, V = API_GROUP, API_VERSION
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+ADMISSION_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 TEST_TIMINGS = {"--service-down-time": "3", "--report-interval": "1", "--resync-period": "30"}
 
 
@@ -66,11 +79,17 @@ class Identities:
         self.directory = directory
         self._clients: list[k8s.ApiClient] = []
 
-    def token(self, service_account: str, namespace: str = INSTALL_NAMESPACE) -> str:
-        request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
+    def token(self, service_account: str, namespace: str = INSTALL_NAMESPACE, node: str | None = None) -> str:
+        """A token of the ServiceAccount; bound to the Node `node` (as a pod's token names its node) if given."""
+        bound = None
+        if node is not None:
+            uid = self.core.read_node(node).metadata.uid
+            bound = k8s.V1BoundObjectReference(api_version="v1", kind="Node", name=node, uid=uid)
+        spec = k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=3600, bound_object_ref=bound)
+        request = k8s.AuthenticationV1TokenRequest(spec=spec)
         return self.core.create_namespaced_service_account_token(service_account, namespace, request).status.token
 
-    def __call__(self, service_account: str) -> Identity:
+    def __call__(self, service_account: str, node: str | None = None) -> Identity:
         ca = base64.b64encode(self.cluster.ca_file.read_bytes()).decode()
         config = {
             "apiVersion": "v1",
@@ -78,11 +97,11 @@ class Identities:
             "clusters": [
                 {"name": "test", "cluster": {"server": self.cluster.server, "certificate-authority-data": ca}}
             ],
-            "users": [{"name": service_account, "user": {"token": self.token(service_account)}}],
+            "users": [{"name": service_account, "user": {"token": self.token(service_account, node=node)}}],
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": service_account}}],
             "current-context": "test",
         }
-        path = self.directory / f"{service_account}.kubeconfig"
+        path = self.directory / f"{service_account}{'@' + node if node else ''}.kubeconfig"
         path.write_text(yaml.safe_dump(config))
         path.chmod(0o600)
         api = k8s_config.new_client_from_config(config_file=str(path))
@@ -98,8 +117,8 @@ class Identities:
 def manifests_rbac(
     rendered: list[dict[str, Any]], kubectl: Kubectl, install_namespace: str, tmp_path_factory
 ) -> list[dict]:
-    """The base's ServiceAccounts, roles and bindings, applied for real."""
-    objects = [o for o in rendered if o["kind"] in RBAC_KINDS]
+    """The base's ServiceAccounts, roles and bindings, and the agents' admission policy, applied for real."""
+    objects = [o for o in rendered if o["kind"] in RBAC_KINDS + ADMISSION_KINDS]
     path = tmp_path_factory.mktemp("rbac") / "rbac.yaml"
     path.write_text(yaml.safe_dump_all(objects))
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path), capture=True)
@@ -113,6 +132,32 @@ def identities(
     made = Identities(cluster, api_client, tmp_path_factory.mktemp("kubeconfigs"))
     yield made
     made.close()
+
+
+def node(api_client: k8s.ApiClient, name: str) -> str:
+    """A Node object (no kubelet): what a DaemonSet pod's token is bound to."""
+    k8s.CoreV1Api(api_client).create_node(k8s.V1Node(metadata=k8s.V1ObjectMeta(name=name)))
+    return name
+
+
+def heartbeat(host: str) -> dict[str, Any]:
+    """The heartbeat Lease of host's nova-compute, as the agent creates it."""
+    return heartbeat_lease(host, COMPUTE_BINARY, datetime.now(UTC), 60)
+
+
+@pytest.fixture(scope="module")
+def policy_enforced(identities: Identities, api_client: k8s.ApiClient) -> None:
+    """Wait until the API server enforces the admission policy (it compiles it in the background)."""
+    leases = k8s.CoordinationV1Api(identities("hoststate-agent").api)  # bound to no node: speaks for no host
+
+    def refused() -> bool:
+        try:
+            leases.create_namespaced_lease(INSTALL_NAMESPACE, heartbeat("host-unbound"), dry_run="All")
+        except k8s.ApiException as error:
+            return error.status == 403 and "speaks for no host" in error.body
+        return False
+
+    wait_for(refused, timeout=30, interval=0.2, what="the heartbeat admission policy to be enforced")
 
 
 # -- the processes, with the manifests' arguments ---------------------------------------------
@@ -294,6 +339,7 @@ def forbidden_lines(*processes: HoststateProcess) -> list[str]:
 # -- sufficient --------------------------------------------------------------------------------
 def test_force_down_flow_works_with_the_manifests_rbac(
     only_our_operator: None,
+    policy_enforced: None,
     stack: Stack,
     identities: Identities,
     fleet_admin_role: str,
@@ -304,7 +350,7 @@ def test_force_down_flow_works_with_the_manifests_rbac(
 ) -> None:
     operator, metrics_port = stack.operator(identities("hoststate-operator"))
     facade, facade_url = stack.facade(identities("hoststate-facade"))
-    agent = stack.agent(identities("hoststate-agent"), unique_host)
+    agent = stack.agent(identities("hoststate-agent", node=node(api_client, unique_host)), unique_host)
     admin_token = fleet_admin(api_client, identities, namespace, fleet_admin_role)
 
     service = custom.create_cluster_custom_object(G, V, "computeservices", compute_service(unique_host))
@@ -348,6 +394,8 @@ def test_force_down_flow_works_with_the_manifests_rbac(
         what="this operator's fan-out counter",
     )
     assert total(samples, "hoststate_reconcile_errors_total") == 0
+    # It trusts the agents' Leases: the admission policy stands.
+    assert total(samples, "hoststate_heartbeat_policy_enforced") == 1
     # Its Events went to the tenant namespace (Servers) and to "default" (the ComputeService).
     core = k8s.CoreV1Api(api_client)
 
@@ -418,6 +466,123 @@ def test_each_identity_is_refused_what_it_must_not_do(
     assert not custom.get_cluster_custom_object(G, V, "computeservices", name)["spec"].get("forcedDown")
 
 
+# -- one host, one voice -----------------------------------------------------------------------
+def refused_with(call: Callable[[], Any]) -> str:
+    """The API server's message when it refuses `call` (403); fails if it is allowed."""
+    try:
+        call()
+    except k8s.ApiException as error:
+        assert error.status == 403, error.body
+        return json.loads(error.body)["message"]
+    raise AssertionError("allowed")
+
+
+def renewal_patch_for(host: str) -> dict[str, Any]:
+    return renewal_patch(host, datetime.now(UTC), 60)
+
+
+def test_an_agent_renews_only_the_lease_of_the_node_its_token_is_bound_to(
+    policy_enforced: None, identities: Identities, api_client: k8s.ApiClient, unique_host: str
+) -> None:
+    """The DaemonSet's identity: one ServiceAccount, each pod's token bound to its node."""
+    host_a, host_b = node(api_client, f"{unique_host}-a"), node(api_client, f"{unique_host}-b")
+    agent_a = k8s.CoordinationV1Api(identities("hoststate-agent", node=host_a).api)
+    admin = k8s.CoordinationV1Api(api_client)
+    lease_a, lease_b = service_name(host_a), service_name(host_b)
+
+    # Its own Lease: created, renewed.
+    agent_a.create_namespaced_lease(INSTALL_NAMESPACE, heartbeat(host_a))
+    renewal = renewal_patch_for(host_a)
+    agent_a.patch_namespaced_lease(lease_a, INSTALL_NAMESPACE, renewal)
+
+    # Host B's Lease: neither created nor renewed, with a message naming both.
+    create_b = refused_with(lambda: agent_a.create_namespaced_lease(INSTALL_NAMESPACE, heartbeat(host_b)))
+    assert f"the agent of host {host_a} may write only its own heartbeat Leases ({host_a}.<binary>), " in create_b
+    assert f"not Lease {lease_b}" in create_b
+    admin.create_namespaced_lease(INSTALL_NAMESPACE, heartbeat(host_b))
+    renew_b = refused_with(
+        lambda: agent_a.patch_namespaced_lease(lease_b, INSTALL_NAMESPACE, renewal_patch_for(host_b))
+    )
+    assert f"not Lease {lease_b}" in renew_b
+    # Nor its own Lease made to claim another holder.
+    spoof = refused_with(lambda: agent_a.patch_namespaced_lease(lease_a, INSTALL_NAMESPACE, renewal_patch_for(host_b)))
+    assert f"the agent of host {host_a} may not set spec.holderIdentity to {host_b} (Lease {lease_a})" in spoof
+    assert admin.read_namespaced_lease(lease_a, INSTALL_NAMESPACE).spec.holder_identity == host_a
+
+    # A token of the same ServiceAccount bound to no node speaks for no host.
+    unbound = k8s.CoordinationV1Api(identities("hoststate-agent").api)
+    nobody = refused_with(lambda: unbound.patch_namespaced_lease(lease_a, INSTALL_NAMESPACE, renewal))
+    assert f"system:serviceaccount:{INSTALL_NAMESPACE}:hoststate-agent speaks for no host" in nobody
+
+
+def test_a_host_outside_kubernetes_speaks_with_its_own_service_account(
+    policy_enforced: None, identities: Identities, api_client: k8s.ApiClient, stack: Stack, unique_host: str
+) -> None:
+    """hoststate-agent-<host>, bound to the agent's Role: the real agent heartbeats its own host,
+    and the same identity is refused, readably, for another host (host names as Nova has them)."""
+    host, other = f"{unique_host}_A", f"{unique_host}-b"
+    speaks_for = service_name(host).removesuffix(f".{COMPUTE_BINARY}")  # host-…-a
+    account = f"hoststate-agent-{speaks_for}"
+    core, rbac = k8s.CoreV1Api(api_client), k8s.RbacAuthorizationV1Api(api_client)
+    core.create_namespaced_service_account(
+        INSTALL_NAMESPACE, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name=account))
+    )
+    rbac.create_namespaced_role_binding(
+        INSTALL_NAMESPACE,
+        k8s.V1RoleBinding(
+            metadata=k8s.V1ObjectMeta(name=account),
+            role_ref=k8s.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="hoststate-agent"),
+            subjects=[k8s.RbacV1Subject(kind="ServiceAccount", name=account, namespace=INSTALL_NAMESPACE)],
+        ),
+    )
+    identity = identities(account)
+    own = stack.agent(identity, host)
+    impostor = stack.agent(identity, other)
+
+    leases = k8s.CoordinationV1Api(api_client)
+
+    def renew_time(name: str) -> datetime | None:
+        try:
+            return leases.read_namespaced_lease(name, INSTALL_NAMESPACE).spec.renew_time
+        except k8s.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    first = wait_for(lambda: renew_time(service_name(host)), what="the agent's own Lease")
+    impostor.wait_for_output(f"the agent of host {speaks_for} may write only its own heartbeat Leases", timeout=60)
+    wait_for(lambda: renew_time(service_name(host)) != first, what="a renewal")
+    assert leases.read_namespaced_lease(service_name(host), INSTALL_NAMESPACE).spec.holder_identity == host
+    assert renew_time(service_name(other)) is None
+    assert own.running
+
+
+def test_the_operator_trusts_leases_only_where_the_policy_denies(
+    policy_enforced: None, cluster: DevCluster, api_client: k8s.ApiClient
+) -> None:
+    """The operator's check (operator/leases.py): the policy and a Deny binding stand, or the
+    gauge says 0 and why; a binding in Warn only does not count."""
+    admission = k8s.AdmissionregistrationV1Api(api_client)
+
+    async def check() -> tuple[str | None, float]:
+        info = kopf.ConnectionInfo(server=cluster.server, ca_path=str(cluster.ca_file), token=cluster.admin_token)
+        registry = CollectorRegistry()
+        async with KubeClient(info) as client:
+            problem = await HeartbeatPolicyCheck(client, registry).check()
+        return problem, registry.get_sample_value("hoststate_heartbeat_policy_enforced")
+
+    assert asyncio.run(check()) == (None, 1)
+    binding = {"spec": {"validationActions": ["Warn"]}}
+    admission.patch_validating_admission_policy_binding(HEARTBEAT_POLICY, binding)
+    try:
+        problem, enforced = asyncio.run(check())
+        assert enforced == 0 and problem == (
+            f"no ValidatingAdmissionPolicyBinding of {HEARTBEAT_POLICY} denies (validationActions Deny, all Leases)"
+        )
+    finally:
+        admission.patch_validating_admission_policy_binding(HEARTBEAT_POLICY, {"spec": {"validationActions": ["Deny"]}})
+
+
 # -- necessary ---------------------------------------------------------------------------------
 def permissions(role: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(apiGroup, resource, verb) of every rule of a Role or ClusterRole, one by one."""
@@ -439,7 +604,8 @@ def without(role: dict[str, Any], permission: tuple[str, str, str]) -> dict[str,
             for resource in rule["resources"]:
                 verbs = [v for v in rule["verbs"] if (group, resource, v) != permission]
                 if verbs:
-                    rules.append({"apiGroups": [group], "resources": [resource], "verbs": verbs})
+                    names = {"resourceNames": rule["resourceNames"]} if "resourceNames" in rule else {}
+                    rules.append({"apiGroups": [group], "resources": [resource], "verbs": verbs, **names})
     reduced["rules"] = rules
     return reduced
 
@@ -521,6 +687,8 @@ def test_the_manifests_grant_what_the_code_uses(ablation: Ablation) -> None:
             ("", "events", "create"),
             ("coordination.k8s.io", "leases", "list"),
             ("coordination.k8s.io", "leases", "watch"),
+            ("admissionregistration.k8s.io", "validatingadmissionpolicies", "get"),
+            ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "list"),
         ]
     )
     assert sorted(ablation.all_permissions("hoststate-agent")) == [
@@ -553,6 +721,8 @@ OPERATOR_READS = [
     (G, "hoststatussubscriptions", "watch"),
     ("coordination.k8s.io", "leases", "list"),
     ("coordination.k8s.io", "leases", "watch"),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies", "get"),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "list"),
 ]
 OPERATOR_WRITES = [
     (G, "computeservices/status", "patch"),

@@ -48,6 +48,7 @@ class Operator:
         # Heartbeats, then services, then servers: the first Server events must already see
         # every host's state, or a restart would flap servers to "".
         self.tasks.append(self.leases.informer.start())
+        self.tasks.append(asyncio.create_task(self.leases.policy.run_every(), name="heartbeat-policy"))
         await self.leases.informer.synced.wait()
         for item in (await self.client.list(COMPUTE_SERVICES)).get("items", []):
             self.reconciler.service_seen(item)

@@ -2,14 +2,24 @@
 
 Not a Kopf handler: Kopf would watch every Lease of the cluster (node heartbeats
 included) in every namespace it serves. This is one label-selected stream.
+
+A Lease says which host is alive only where the admission policy of
+deploy/manifests/admission-heartbeat-leases.yaml confines each agent to its own host's Lease;
+without it any agent may keep any host "up". HeartbeatPolicyCheck checks, at start and then
+periodically, that the policy and a Deny binding of it stand: the gauge
+hoststate_heartbeat_policy_enforced says so (alert on 0) and each change is logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
-from ..kube import LEASES, KubeClient
+from prometheus_client import CollectorRegistry, Gauge
+
+from ..kube import LEASES, ApiError, KubeClient
+from ..kube.api_resources import Resource
 from ..kube.informer import Informer
 from ..resources.lease import HEARTBEAT_SELECTOR, lease_heartbeat, lease_renew_time
 from .events import ObjectRef
@@ -24,6 +34,7 @@ class HeartbeatLeases:
         self.namespace = namespace
         self.informer = Informer(client, LEASES, namespace, label_selector=HEARTBEAT_SELECTOR)
         self.informer.add_handler(self._changed)
+        self.policy = HeartbeatPolicyCheck(client, reconciler.metrics.registry)
         self._errors: dict[str, str] = {}  # lease name -> last problem reported (each reported once)
 
     def _changed(self, kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
@@ -54,3 +65,66 @@ class HeartbeatLeases:
         logger.warning("ignoring heartbeat Lease %s/%s: %s", self.namespace, name, problem)
         ref = ObjectRef("coordination.k8s.io/v1", "Lease", name, lease["metadata"].get("uid", ""), self.namespace)
         self.reconciler.events.record(ref, "BadHeartbeatLease", f"heartbeat ignored: {problem}", warning=True)
+
+
+HEARTBEAT_POLICY = "hoststate-heartbeat-leases"
+ADMISSION_POLICIES = Resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", namespaced=False)
+ADMISSION_POLICY_BINDINGS = Resource(
+    "admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", namespaced=False
+)
+POLICY_CHECK_SECONDS = 60.0
+
+
+def heartbeat_policy_problem(policy: dict[str, Any] | None, bindings: list[dict[str, Any]]) -> str | None:
+    """Why heartbeat Leases cannot be trusted (None: they can): the policy is missing or fails
+    open, or no binding of it denies (Warn or Audit only), or every binding is narrowed."""
+    if policy is None:
+        return f"ValidatingAdmissionPolicy {HEARTBEAT_POLICY} is missing"
+    if (policy.get("spec") or {}).get("failurePolicy") == "Ignore":
+        return f"ValidatingAdmissionPolicy {HEARTBEAT_POLICY} has failurePolicy Ignore"
+    own = [b.get("spec") or {} for b in bindings if (b.get("spec") or {}).get("policyName") == HEARTBEAT_POLICY]
+    if not any("Deny" in spec.get("validationActions", []) and not spec.get("matchResources") for spec in own):
+        return f"no ValidatingAdmissionPolicyBinding of {HEARTBEAT_POLICY} denies (validationActions Deny, all Leases)"
+    return None
+
+
+class HeartbeatPolicyCheck:
+    """Whether the admission policy that makes heartbeats trustworthy stands (see the module's doc)."""
+
+    def __init__(self, client: KubeClient, registry: CollectorRegistry) -> None:
+        self.client = client
+        self.enforced = Gauge(
+            "hoststate_heartbeat_policy_enforced",
+            f"1 when ValidatingAdmissionPolicy {HEARTBEAT_POLICY} and a Deny binding of it stand, so that an "
+            "agent can renew only its own host's heartbeat Lease; 0 when not (any agent may keep any host up).",
+            registry=registry,
+        )
+        self.problem: str | None = ""  # "" until the first check
+
+    async def check(self) -> str | None:
+        try:
+            policy: dict[str, Any] | None = await self.client.get(ADMISSION_POLICIES, HEARTBEAT_POLICY)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+            policy = None
+        bindings = (await self.client.list(ADMISSION_POLICY_BINDINGS)).get("items", [])
+        problem = heartbeat_policy_problem(policy, bindings)
+        self.enforced.set(0 if problem else 1)
+        if problem != self.problem:
+            if problem:
+                logger.error("heartbeat Leases are not confined to their hosts: %s (see docs/security.md)", problem)
+            else:
+                logger.info("heartbeat Leases are confined to their hosts (%s stands)", HEARTBEAT_POLICY)
+        self.problem = problem
+        return problem
+
+    async def run_every(self, seconds: float = POLICY_CHECK_SECONDS) -> None:
+        while True:
+            try:
+                await self.check()
+            except Exception as error:  # a failed check is logged and counts as not enforced
+                self.enforced.set(0)
+                self.problem = ""  # the next answer is logged, whatever it is
+                logger.error("could not check %s: %s", HEARTBEAT_POLICY, error)
+            await asyncio.sleep(seconds)
