@@ -21,7 +21,15 @@ from .controllers.servers import ServerController
 from .controllers.services import ServiceController
 from .policy import PolicyEngine
 from .request_metrics import METRICS, metrics_middleware
-from .wsgi import AUTHENTICATOR, PUBLIC_URL, Versioned, by_version, nova_middleware
+from .wsgi import (
+    AIOHTTP_MAX_FIELD_SIZE,
+    AUTHENTICATOR,
+    MAX_REQUEST_BODY_SIZE,
+    PUBLIC_URL,
+    Versioned,
+    by_version,
+    nova_middleware,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +46,8 @@ class FacadeConfig:
     policy_file: Path | None = None
     token_cache_ttl: float = 10.0
     public_url: str = ""  # the root clients reach, when behind a proxy; else the request's own
-    metrics_port: int = 8081  # /metrics and /healthz on 0.0.0.0; 0 turns them off
+    metrics_port: int = 8081  # /metrics and /healthz; 0 turns them off
+    metrics_host: str = "0.0.0.0"  # the pod's address, for its probes and Prometheus
 
 
 def add_routes(
@@ -85,7 +94,11 @@ def create_app(
         service_down_time=config.service_down_time,
         report_interval=config.report_interval,
     )
-    app = web.Application(middlewares=[metrics_middleware, nova_middleware])
+    app = web.Application(
+        middlewares=[metrics_middleware, nova_middleware],
+        client_max_size=MAX_REQUEST_BODY_SIZE,
+        handler_args={"max_field_size": AIOHTTP_MAX_FIELD_SIZE},
+    )
     app[METRICS] = metrics or FacadeMetrics()
     app[AUTHENTICATOR] = Authenticator(kube, policy, cache_ttl=config.token_cache_ttl)
     app[PUBLIC_URL] = config.public_url
@@ -106,13 +119,13 @@ def create_app(
     return app
 
 
-def serve_metrics_while_running(app: web.Application, port: int) -> None:
-    """/metrics and /healthz on 0.0.0.0:`port` from before the cache syncs (so /healthz says 503
+def serve_metrics_while_running(app: web.Application, host: str, port: int) -> None:
+    """/metrics and /healthz on `host`:`port` from before the cache syncs (so /healthz says 503
     until it has) until the app stops. Healthy: the cache has synced and its watches still run."""
     state = app[STATE]
 
     async def metrics_server(app: web.Application) -> AsyncIterator[None]:
-        runner = await serve_metrics(app[METRICS].registry, port, healthy=lambda: state.healthy)
+        runner = await serve_metrics(app[METRICS].registry, host, port, healthy=lambda: state.healthy)
         try:
             yield
         finally:
@@ -128,7 +141,7 @@ def run(config: FacadeConfig) -> int:
         kube = KubeClient()
         app = create_app(kube, config)
         if config.metrics_port:
-            serve_metrics_while_running(app, config.metrics_port)
+            serve_metrics_while_running(app, config.metrics_host, config.metrics_port)
 
         async def close_kube(app: web.Application) -> AsyncIterator[None]:
             yield

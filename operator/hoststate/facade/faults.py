@@ -72,6 +72,11 @@ class HTTPConflict(NovaError):
     default_message = "There was a conflict when trying to complete your request."
 
 
+class HTTPRequestEntityTooLarge(NovaError):
+    code = 413
+    default_message = "Request is too large."  # oslo.middleware's sizelimit, in front of Nova
+
+
 class HTTPUnsupportedMediaType(NovaError):
     code = 415
     default_message = "The request media type is not supported by this server."

@@ -1,6 +1,7 @@
 """What Nova's wsgi.Resource does around every controller method, for aiohttp: request ids,
 microversion negotiation, authentication, content-type and JSON body handling, the URL's
-project id check, Nova-shaped faults, and per-microversion dispatch.
+project id check, Nova-shaped faults, and per-microversion dispatch. Before any of it, the limits
+Nova's deployment puts in front of the API (header line and body sizes), answered in Nova's shape.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
@@ -26,6 +28,7 @@ from .faults import (
     HTTPInternalServerError,
     HTTPMethodNotAllowed,
     HTTPNotFound,
+    HTTPRequestEntityTooLarge,
     HTTPUnsupportedMediaType,
     NovaError,
 )
@@ -35,6 +38,13 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# oslo.middleware's [oslo_middleware] max_request_body_size: Nova refuses larger bodies with a 413.
+MAX_REQUEST_BODY_SIZE = 114688
+# Nova's [wsgi] max_header_line (room for big tokens). aiohttp itself refuses longer lines with a
+# plain-text 400 that echoes the line's first 100 bytes (a token's, perhaps), so its own limit is set
+# above this one: every line up to AIOHTTP_MAX_FIELD_SIZE gets Nova's 400 here, echoing nothing.
+MAX_HEADER_LINE = 16384
+AIOHTTP_MAX_FIELD_SIZE = 2 * MAX_HEADER_LINE
 SUPPORTED_CONTENT_TYPES = ("application/json", "application/vnd.openstack.compute+json")
 PUBLIC_ROUTES = {"versions", "version_v21", "version_v21_slash"}  # version discovery needs no token, as in Nova
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
@@ -119,13 +129,28 @@ async def _read_body(request: web.Request) -> Any:
         raise HTTPUnsupportedMediaType("Unsupported Content-Type")
     if request.method not in ("POST", "PUT"):
         return None
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:  # over the app's client_max_size, MAX_REQUEST_BODY_SIZE
+        raise HTTPRequestEntityTooLarge() from None
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep to decode
+        return json.loads(raw.decode("utf-8"))  # UTF-8 only, as Nova's jsonutils.loads
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: nested too deep
         raise HTTPBadRequest("Malformed request body") from None
+
+
+def _check_request_line_and_headers(request: web.Request) -> None:
+    """What the server in front of Nova refuses before the API sees it, as Nova's 400s: header
+    lines over MAX_HEADER_LINE (echoing nothing of them: they may hold a token), and a query string
+    that is not UTF-8 once percent-decoded (aiohttp would otherwise search with U+FFFD in its place)."""
+    if any(len(name) + len(value) + 2 > MAX_HEADER_LINE for name, value in request.raw_headers):
+        raise HTTPBadRequest(f"Request header line too long (over {MAX_HEADER_LINE} bytes)")
+    try:
+        unquote_to_bytes(request.raw_path.partition("?")[2]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPBadRequest("Query string is not UTF-8 encoded") from None
 
 
 def _fault(error: NovaError) -> web.Response:
@@ -138,6 +163,7 @@ async def nova_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[REQUEST_ID] = request_id
     negotiated: APIVersion | None = None
     try:
+        _check_request_line_and_headers(request)
         route_name = request.match_info.route.name
         if route_name not in PUBLIC_ROUTES:
             url_project = request.match_info.get("project_id")
