@@ -108,8 +108,10 @@ class FacadeMetrics:
         )
 
 
-async def serve_metrics(registry: CollectorRegistry, port: int, healthy: Callable[[], bool]) -> web.AppRunner:
-    """/metrics and /healthz on 0.0.0.0:`port` (the pod's probes and Prometheus scrape it)."""
+async def serve_metrics(
+    registry: CollectorRegistry, host: str, port: int, healthy: Callable[[], bool]
+) -> web.AppRunner:
+    """/metrics and /healthz on `host`:`port` (the pod's probes and Prometheus scrape it)."""
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -122,5 +124,5 @@ async def serve_metrics(registry: CollectorRegistry, port: int, healthy: Callabl
     app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
+    await web.TCPSite(runner, host, port).start()
     return runner

@@ -141,9 +141,20 @@ def run() -> int:
         children = Children(kubeconfig)
         # Webhooks to receivers on this machine (127.0.0.1 only: the egress policy refuses loopback otherwise).
         children.start(
-            "operator", "operator", f"--lease-namespace={LEASE_NAMESPACE}", "--webhook-allow-cidr=127.0.0.1/32"
+            "operator",
+            "operator",
+            f"--lease-namespace={LEASE_NAMESPACE}",
+            "--webhook-allow-cidr=127.0.0.1/32",
+            "--metrics-host=127.0.0.1",  # this machine only: nothing of the local stack is on the network
         )
-        children.start("facade", "facade", f"--port={facade_port}", f"--lease-namespace={LEASE_NAMESPACE}")
+        children.start(
+            "facade",
+            "facade",
+            "--host=127.0.0.1",
+            f"--port={facade_port}",
+            "--metrics-host=127.0.0.1",
+            f"--lease-namespace={LEASE_NAMESPACE}",
+        )
         for binary, hosts in sample_services().items():
             children.start(
                 f"agent-{binary}",

@@ -17,7 +17,8 @@ OPTIONS = (
     SERVICE_DOWN_TIME,
     REPORT_INTERVAL,
     Option("--public-url", "root URL clients use, when behind a proxy", scope="FACADE"),
-    Option("--metrics-port", "/metrics and /healthz on 0.0.0.0 (0: off)", int, scope="FACADE"),
+    Option("--metrics-port", "port of /metrics and /healthz (0: off)", int, scope="FACADE"),
+    Option("--metrics-host", "address /metrics and /healthz listen on", scope="FACADE"),
 )
 
 
@@ -35,5 +36,5 @@ def main(args: argparse.Namespace) -> int:
     log = logging.getLogger(__name__)
     log.info("Nova facade on %s:%d", config.host, config.port)
     if config.metrics_port:
-        log.info("facade metrics on 0.0.0.0:%d (/metrics, /healthz)", config.metrics_port)
+        log.info("facade metrics on %s:%d (/metrics, /healthz)", config.metrics_host, config.metrics_port)
     return run(config)

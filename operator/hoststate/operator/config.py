@@ -21,6 +21,7 @@ class OperatorConfig:
     lease_namespace: str = DEFAULT_LEASE_NAMESPACE
     log_format: str = "text"
     metrics_port: int = 8080
+    metrics_host: str = "0.0.0.0"  # the pod's address, for its probes and Prometheus
     # Automatic evacuation of HA servers (label hoststate.io/ha=true) on forced-down hosts.
     evacuation_concurrency: int = 10  # evacuations in flight at once; 0 turns automatic evacuation off
     evacuation_storm_threshold: float = 0.3  # stop when more than this share of hosts is down
@@ -50,6 +51,7 @@ OPTIONS = (
     LEASE_NAMESPACE,
     Option("--log-format", "text or json", extra={"choices": ["text", "json"]}),
     Option("--metrics-port", "port of /metrics and /healthz (0: off)", int),
+    Option("--metrics-host", "address /metrics and /healthz listen on"),
     Option(
         "--evacuation-concurrency",
         "automatic evacuations in flight at once (0: no automatic evacuation)",

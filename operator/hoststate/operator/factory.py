@@ -59,7 +59,9 @@ class Operator:
         self.tasks.append(asyncio.create_task(self.reconciler.resync_every(self.config.resync_period), name="resync"))
         self.tasks.append(self.evacuator.start())
         if self.config.metrics_port:
-            self.http = await serve_metrics(self.metrics.registry, self.config.metrics_port, healthy=self.healthy)
+            self.http = await serve_metrics(
+                self.metrics.registry, self.config.metrics_host, self.config.metrics_port, healthy=self.healthy
+            )
         logger.info(
             "hoststate operator started: down time %gs, fan-out concurrency %d, leases in %s",
             self.config.down_time,
