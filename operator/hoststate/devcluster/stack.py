@@ -62,7 +62,7 @@ def install_crds(kubectl: Kubectl, timeout: float = 60.0) -> None:
 
 
 def sample_services() -> dict[str, list[str]]:
-    """binary -> hosts of the sample ComputeServices (one agent process per binary)."""
+    """binary -> hosts of the sample ComputeServices (one agent process per service)."""
     hosts: dict[str, list[str]] = {}
     for path in sorted(SAMPLES_DIR.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
@@ -72,6 +72,46 @@ def sample_services() -> dict[str, list[str]]:
     return hosts
 
 
+AGENT_DURATION = "720h"  # the agents' tokens outlive any `make run`
+
+
+def agent_kubeconfigs(kubectl: Kubectl, hosts: list[tuple[str, str]]) -> dict[str, Path]:
+    """One identity per host, as outside Kubernetes (docs/deployment.md): a ServiceAccount
+    hoststate-agent-<host> bound to the agent's Role, which the admission policy confines to its
+    host's Lease. host -> a kubeconfig with a token of it (the current cluster's)."""
+    kubectl("apply", "--server-side", "-f", str(MANIFESTS_DIR / "admission-heartbeat-leases.yaml"))
+    kubectl("apply", "--server-side", "-n", LEASE_NAMESPACE, "-f", str(MANIFESTS_DIR / "rbac-agent.yaml"))
+    accounts = {
+        host: f"hoststate-agent-{service_name(host, binary).removesuffix('.' + binary)}" for binary, host in hosts
+    }
+    subjects = [{"kind": "ServiceAccount", "name": name, "namespace": LEASE_NAMESPACE} for name in accounts.values()]
+    objects = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": LEASE_NAMESPACE}}
+        for name in accounts.values()
+    ] + [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "hoststate-agent-hosts", "namespace": LEASE_NAMESPACE},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hoststate-agent"},
+            "subjects": subjects,
+        }
+    ]
+    path = RUN_DIR / "agents.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    kubectl("apply", "--server-side", "-f", str(path))
+    cluster = yaml.safe_load(kubectl("config", "view", "--raw", "--minify", "--flatten", capture=True).stdout)
+    kubeconfigs = {}
+    for host, account in accounts.items():
+        token = kubectl("create", "token", account, "-n", LEASE_NAMESPACE, f"--duration={AGENT_DURATION}", capture=True)
+        config = {**cluster, "users": [{"name": account, "user": {"token": token.stdout.strip()}}]}
+        config["contexts"][0]["context"]["user"] = account
+        kubeconfigs[host] = RUN_DIR / f"{account}.kubeconfig"
+        kubeconfigs[host].write_text(yaml.safe_dump(config))
+        kubeconfigs[host].chmod(0o600)
+    return kubeconfigs
+
+
 class Children:
     """hoststate processes started by `make run`, stopped together."""
 
@@ -79,8 +119,10 @@ class Children:
         self.kubeconfig = kubeconfig
         self.procs: list[HoststateProcess] = []
 
-    def start(self, name: str, *args: str) -> None:
-        process = HoststateProcess(list(args), self.kubeconfig, name, log=RUN_DIR / f"{name}.log").start()
+    def start(self, name: str, *args: str, kubeconfig: Path | None = None) -> None:
+        """`hoststate <args>` as the admin, or as the identity of `kubeconfig`."""
+        log = RUN_DIR / f"{name}.log"
+        process = HoststateProcess(list(args), kubeconfig or self.kubeconfig, name, log=log).start()
         self.procs.append(process)
         print(f"started {name} (pid {process.pid}, log .run/{name}.log)")
 
@@ -155,13 +197,16 @@ def run() -> int:
             "--metrics-host=127.0.0.1",
             f"--lease-namespace={LEASE_NAMESPACE}",
         )
-        for binary, hosts in sample_services().items():
+        services = [(binary, host) for binary, hosts in sample_services().items() for host in hosts]
+        identities = agent_kubeconfigs(kubectl, services)
+        for binary, host in services:
             children.start(
-                f"agent-{binary}",
+                f"agent-{service_name(host, binary)}",
                 "agent",
                 f"--binary={binary}",
                 f"--lease-namespace={LEASE_NAMESPACE}",
-                *(f"--host={host}" for host in hosts),
+                f"--host={host}",
+                kubeconfig=identities[host],
             )
         print(
             "\nhoststate is running. In another shell:\n"
