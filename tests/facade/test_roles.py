@@ -96,12 +96,15 @@ def outcome(route: str, answer: Answer) -> str:
     if answer.status == 404 and route in ("servers-show", "evacuate"):
         assert "could not be found" in answer.body["itemNotFound"]["message"], answer.body
         return HIDDEN
-    if answer.status == 403:
-        assert answer.body["forbidden"]["message"].startswith("Policy doesn't allow"), answer.body
+    if answer.status == 403 and answer.body["forbidden"]["message"].startswith("Policy doesn't allow"):
         return FORBIDDEN
-    # Past the policy: a success, or Nova's refusal of this evacuation (the host is up).
-    expected = (409, 400) if route == "evacuate" else (200, 202, 204)
-    assert answer.status in expected, (route, answer.status, answer.body)
+    if route == "evacuate":
+        # Past the policy: Nova's refusal of this evacuation (the host is up, or no host to go
+        # to), or, once the force-down made it possible, RBAC's refusal of the move made with
+        # the caller's own token (the test admin may not patch servers).
+        assert answer.status in (400, 409) or "cannot patch resource" in str(answer.body), answer.body
+        return ALLOWED
+    assert answer.status in (200, 202, 204), (route, answer.status, answer.body)
     return ALLOWED
 
 
