@@ -242,8 +242,8 @@ def _reference_order(servers: list[dict], keys: list[tuple[str, str]]) -> list[s
     ],
 )
 def test_a_search_in_slices_finds_and_orders_as_one_pass(monkeypatch: pytest.MonkeyPatch, sort: list) -> None:
-    """Thousands of servers, sliced at every server: the same servers in the same order, and the
-    event loop ran other work between the slices."""
+    """Thousands of servers, filtered in a thread and sorted in slices of one server: the same
+    servers in the same order, and the event loop ran other work meanwhile."""
     import random
 
     monkeypatch.setattr(search, "SLICE_SECONDS", 0.0)
@@ -279,4 +279,4 @@ def test_a_search_in_slices_finds_and_orders_as_one_pass(monkeypatch: pytest.Mon
 
     names, ticks = asyncio.run(search_beside_a_ticker())
     assert names == _reference_order(wanted, expected_keys)
-    assert ticks > 1000  # the loop ran between the slices of both the filter and the sort
+    assert ticks > 1000  # the loop ran beside the filter and between the slices of the sort

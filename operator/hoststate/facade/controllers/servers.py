@@ -3,8 +3,9 @@ with and without the project id in the path. Served from the facade's cache."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -34,6 +35,9 @@ class ServerController:
         self.policy = policy
         self.rendered = views.RenderedServers()
         self.responses = ResponseCache()
+        # One search at a time per caller's project, in arrival order: however many connections a
+        # tenant opens, its searches take one slice per turn of the event loop, beside everyone else's.
+        self.searching: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         state.servers.add_handler(self._forget_deleted)
 
     def _forget_deleted(self, kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
@@ -114,10 +118,11 @@ class ServerController:
         )
         if (cached := self.responses.get(cache_key, self.state.host_status_of_host)) is not None:
             return web.Response(body=cached, content_type="application/json")
-        found = await criteria.apply(self._candidates(criteria), self.state.zone_of_host)
-        servers, limit = _paginate(found, criteria)
-        statuses: dict[str, HostStatus] = {}
-        encoded = await self._render_list(request, query, servers, limit, visibility, statuses)
+        async with self.searching[ctx.project_id or ctx.user_id]:
+            found = await criteria.apply(self._candidates(criteria), self.state.zone_of_host)
+            servers, limit = _paginate(found, criteria)
+            statuses: dict[str, HostStatus] = {}
+            encoded = await self._render_list(request, query, servers, limit, visibility, statuses)
         self.responses.put(cache_key, statuses, encoded)
         return web.Response(body=encoded, content_type="application/json")
 
