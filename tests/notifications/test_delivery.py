@@ -140,6 +140,7 @@ def test_retries_until_the_receiver_recovers(
         lambda: (s := tenant.status("ops")).get("consecutiveFailures", 0) >= 2 and s, what="failures in status"
     )
     assert "HTTP 500" in status["lastError"] and status["lastErrorTime"]
+    assert status["lastError"] == "HTTPError: HTTP 500"  # the category and the code, not the receiver's words
     assert tenant.condition("ops", "Delivering")["status"] == "False"
     assert tenant.condition("ops", "Ready")["status"] == "True"  # the subscription is fine; the receiver is not
     healthy = True
@@ -285,3 +286,16 @@ def test_short_signing_keys_are_refused(operator, tenant: Tenant, receiver: Webh
     tenant.subscribe("ops", receiver.url, secret="short")
     ready = wait_for(lambda: (c := tenant.condition("ops", "Ready")).get("status") == "False" and c, what="not ready")
     assert ready["reason"] == "SigningKeyTooShort"
+    assert ready["message"] == "Secret short key 'key' is too short: at least 16 bytes needed"  # not how short
+
+
+def test_webhooks_to_inside_addresses_are_refused_by_category(operator, tenant: Tenant) -> None:
+    """Literal addresses are judged before any event (names when connecting: test_egress.py)."""
+    for name, url in (("private", "https://10.0.0.1/hook"), ("mapped", "https://[::ffff:a9fe:a9fe]/latest")):
+        tenant.subscribe(name, url)
+    for name in ("private", "mapped"):
+        ready = wait_for(
+            lambda name=name: (c := tenant.condition(name, "Ready")).get("status") == "False" and c, what="refused"
+        )
+        assert ready["reason"] == "AddressNotAllowed", ready
+        assert "10.0.0.1" not in ready["message"] and "a9fe" not in ready["message"]
