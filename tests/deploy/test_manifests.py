@@ -53,6 +53,7 @@ def test_base_renders_every_part(rendered: list[dict[str, Any]]) -> None:
             "DaemonSet",
             "ValidatingAdmissionPolicy",
             "ValidatingAdmissionPolicyBinding",
+            "NetworkPolicy",
         ]
     )
     assert {o["metadata"]["name"] for o in rendered if o["kind"] == "ServiceAccount"} == {
@@ -175,6 +176,22 @@ def test_service_and_servicemonitor_reach_the_containers(rendered: list[dict[str
         assert endpoint["path"] == "/metrics"
         jobs |= {r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job"}
     assert jobs == {"hoststate-operator", "hoststate-facade"}  # what the alerts select on
+
+
+def test_the_operator_pod_reaches_dns_the_api_server_and_public_webhooks_only(rendered: list[dict[str, Any]]) -> None:
+    policy = find(rendered, "NetworkPolicy", "hoststate-operator-egress")["spec"]
+    template = find(rendered, "Deployment", "hoststate")["spec"]["template"]
+    assert policy["podSelector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    assert policy["policyTypes"] == ["Egress"]  # ingress (the Nova API, /metrics) is not restricted here
+    dns, api_server, webhooks = policy["egress"]
+    assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    assert {p["port"] for p in api_server["ports"]} == {443, 6443}
+    assert "ports" not in webhooks  # any port, of public addresses only:
+    blocks = {block["ipBlock"]["cidr"]: set(block["ipBlock"]["except"]) for block in webhooks["to"]}
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16"} <= (
+        blocks["0.0.0.0/0"]
+    )
+    assert {"::1/128", "fc00::/7", "fe80::/10"} <= blocks["::/0"]
 
 
 def test_workloads_reference_objects_of_the_base(rendered: list[dict[str, Any]]) -> None:
