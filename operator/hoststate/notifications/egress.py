@@ -17,6 +17,7 @@ where its packets end up.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -77,5 +78,5 @@ class EgressPolicy:
         address = ipaddress.ip_address(sockaddr[0])
         reason = self.refusal(address)
         if reason is not None:
-            raise AddressNotAllowed(f"webhook address {address} refused: {reason}")
+            raise AddressNotAllowed(errno.EACCES, f"webhook address {address} refused: {reason}")
         return socket.socket(family, type_, proto)
