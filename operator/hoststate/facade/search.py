@@ -8,7 +8,7 @@ anywhere in the value), a few exactly (EXACT below). They run with RE2, in time 
 not model have the value Nova stores for a server without them (no kernel, no locks, no tags...),
 so a filter on them finds what Nova would find for such servers.
 
-A search over thousands of servers takes tens of milliseconds and more (a second for a worst-case
+A search over thousands of servers takes tens of milliseconds and more (half a second for a worst-case
 pattern over 2,000 long names), and must not hold the event loop meanwhile: the filters run in a
 worker thread, where RE2 releases the GIL while it matches, and the sort (pure Python) runs on the
 loop in slices (`cooperatively`) that hand it back to other requests every SLICE_SECONDS. Measured
@@ -40,7 +40,7 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 # The longest a search holds the event loop at once: other requests wait at most this long per
-# search in progress (an admin's GET between the slices of a tenant's search over 10,000 servers).
+# search in progress (an admin's GET between the slices of the sort of a tenant's 10,000 servers).
 SLICE_SECONDS = 0.002
 
 
