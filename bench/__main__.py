@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from hoststate.devcluster.receiver import WebhookReceiver
 from hoststate.kube import SERVERS
 from hoststate.kube.api_resources import HOST_STATUS_SUBSCRIPTIONS, SECRETS
 
-from . import scenarios
+from . import hostile, scenarios
 from .harness import (
     RESULTS,
     ServerWatch,
@@ -31,11 +32,19 @@ from .harness import (
 from .profile import Profiler
 from .scenarios import Keys
 
+GROUPS = ("core", "hostile")
 NAMESPACE = "bench"
 TENANT = "bench-tenant"  # the big host's servers: one tenant with 1,000 servers
 
 
 def table(results: dict) -> str:
+    lines = core_table(results) if "force_down" in results else []
+    if "hostile" in results:
+        lines += hostile.table(results["hostile"])
+    return "\n".join(lines)
+
+
+def core_table(results: dict) -> list[str]:
     lines = [f"{'scenario':46} {'p50':>9} {'p99':>9} {'floor p50':>10} {'ratio p50':>9} {'ratio p99':>9}"]
     for n, item in results["force_down"].items():
         for how, key in (("merge patch", "operator"), ("facade PUT", "facade")):
@@ -74,7 +83,7 @@ def table(results: dict) -> str:
     startup = results["startup"]["operator"]
     lines.append(f"operator start-up: {startup['seconds_to_index']:.2f}s to index {startup['servers']} servers")
     lines.append(f"facade start-up: {results['startup']['facade']['seconds_to_ready']:.2f}s to a synced cache")
-    return "\n".join(lines)
+    return lines
 
 
 @dataclass
@@ -278,9 +287,19 @@ async def startup(run: Run) -> dict:
 
 
 async def main(args: argparse.Namespace) -> dict:
+    results: dict = {"machine": machine(), "started": datetime.now(UTC).isoformat(), "config": vars(args)}
+    if "core" in args.only:
+        results.update(await core(args))
+    if "hostile" in args.only:
+        results["hostile"] = await hostile.run(fuzz_cases=1000 if args.quick else hostile.FUZZ_CASES)
+    return results
+
+
+async def core(args: argparse.Namespace) -> dict:
+    """The fleet scenarios on one stack: force-down, reads, notification, expiry, steady state, start-up."""
     started = time.monotonic()
     stack = await Stack.start()
-    results: dict = {"machine": machine(), "started": datetime.now(UTC).isoformat(), "config": vars(args)}
+    results: dict = {}
     try:
         run = await set_up(stack, args)
         results["force_down"], profile = await force_down(run)
@@ -304,6 +323,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a small run, to check the harness")
     parser.add_argument("--output", default="latest.json")
     parser.add_argument("--profile", action="store_true", help="py-spy the operator during the big fan-out")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=GROUPS,
+        default=list(GROUPS),
+        help="scenario groups to run; the others keep their figures from the saved file",
+    )
     args = parser.parse_args()
     scale = dict(
         services=1000,
@@ -337,9 +363,16 @@ def parse() -> argparse.Namespace:
     return args
 
 
+def merged_with_saved(outcome: dict, name: str) -> dict:
+    """A partial run (--only) replaces its groups' figures in the saved file and keeps the others."""
+    path = RESULTS / name
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    return {**saved, **outcome}
+
+
 if __name__ == "__main__":
     arguments = parse()
-    outcome = asyncio.run(main(arguments))
+    outcome = merged_with_saved(asyncio.run(main(arguments)), arguments.output)
     path = save(outcome, arguments.output)
     print(table(outcome))
     print(f"saved {path}")
