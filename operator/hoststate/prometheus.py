@@ -43,6 +43,12 @@ class OperatorMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.heartbeat_policy_enforced = Gauge(
+            "hoststate_heartbeat_policy_enforced",
+            "1 when the heartbeat admission policy (hoststate-heartbeat-leases) and a Deny binding of it stand, so "
+            "that an agent can renew only its own host's heartbeat Lease; 0 when not (any agent may keep any host up).",
+            registry=self.registry,
+        )
         self.heartbeat_expiries = Counter(
             "hoststate_heartbeat_expiries_total", "Services whose heartbeat deadline passed.", registry=self.registry
         )

@@ -45,6 +45,7 @@ from hoststate.devcluster.stack import Kubectl
 from hoststate.domain import COMPUTE_BINARY
 from hoststate.kube import KubeClient
 from hoststate.operator.leases import HEARTBEAT_POLICY, HeartbeatPolicyCheck
+from hoststate.prometheus import OperatorMetrics
 from hoststate.resources.computeservice import service_name
 from hoststate.resources.lease import heartbeat_lease, renewal_patch
 from tests.kubeobjects import compute_service, server
@@ -568,7 +569,7 @@ def test_the_operator_trusts_leases_only_where_the_policy_denies(
         info = kopf.ConnectionInfo(server=cluster.server, ca_path=str(cluster.ca_file), token=cluster.admin_token)
         registry = CollectorRegistry()
         async with KubeClient(info) as client:
-            problem = await HeartbeatPolicyCheck(client, registry).check()
+            problem = await HeartbeatPolicyCheck(client, OperatorMetrics(registry).heartbeat_policy_enforced).check()
         return problem, registry.get_sample_value("hoststate_heartbeat_policy_enforced")
 
     assert asyncio.run(check()) == (None, 1)

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Gauge
 
 from ..kube import LEASES, ApiError, KubeClient
 from ..kube.api_resources import Resource
@@ -34,7 +34,7 @@ class HeartbeatLeases:
         self.namespace = namespace
         self.informer = Informer(client, LEASES, namespace, label_selector=HEARTBEAT_SELECTOR)
         self.informer.add_handler(self._changed)
-        self.policy = HeartbeatPolicyCheck(client, reconciler.metrics.registry)
+        self.policy = HeartbeatPolicyCheck(client, reconciler.metrics.heartbeat_policy_enforced)
         self._errors: dict[str, str] = {}  # lease name -> last problem reported (each reported once)
 
     def _changed(self, kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
@@ -91,14 +91,9 @@ def heartbeat_policy_problem(policy: dict[str, Any] | None, bindings: list[dict[
 class HeartbeatPolicyCheck:
     """Whether the admission policy that makes heartbeats trustworthy stands (see the module's doc)."""
 
-    def __init__(self, client: KubeClient, registry: CollectorRegistry) -> None:
+    def __init__(self, client: KubeClient, enforced: Gauge) -> None:
         self.client = client
-        self.enforced = Gauge(
-            "hoststate_heartbeat_policy_enforced",
-            f"1 when ValidatingAdmissionPolicy {HEARTBEAT_POLICY} and a Deny binding of it stand, so that an "
-            "agent can renew only its own host's heartbeat Lease; 0 when not (any agent may keep any host up).",
-            registry=registry,
-        )
+        self.enforced = enforced
         self.problem: str | None = ""  # "" until the first check
 
     async def check(self) -> str | None:
