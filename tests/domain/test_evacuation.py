@@ -203,7 +203,8 @@ def test_status_record() -> None:
         ({"id": "other", "state": "done"}, True),  # an older evacuation's record
         ({"id": "e1", "state": "accepted"}, True),
         ({"id": "e1", "state": "failed"}, True),
-        ({"id": "e1", "state": "done"}, False),
+        ({"id": "e1", "state": "done"}, True),  # the source's copy may remain until its agent cleans up
+        ({"id": "e1", "state": "completed"}, False),
     ],
 )
 def test_pending(status, pending: bool) -> None:
@@ -239,10 +240,12 @@ def test_progress(server_host, server_status, target_status, age, expected) -> N
     assert (message is None) == (state == rules.ACCEPTED)
 
 
-def test_force_up_message() -> None:
-    message = force_up_refused_message("h1", [f"ns/s{i}" for i in range(7)])
-    assert message.startswith("Unable to force up host h1 as evacuations from the host are not yet confirmed (ns/s0,")
-    assert "and 2 more" in message
+def test_force_up_message_is_novas() -> None:
+    assert force_up_refused_message("h1") == (
+        "Unable to force up host h1 as `done` evacuation migration records remain associated with the host. "
+        "Ensure the compute service has been restarted, allowing these records to move to `completed` before "
+        "retrying this request."
+    )
 
 
 # -- target candidates and the force-up guard ---------------------------------------------------
@@ -280,11 +283,59 @@ def test_pending_evacuations_from_a_host() -> None:
         ("ns/a-unrecorded", RECORD, None),
         ("ns/failed", RECORD, {"id": "e1", "state": "failed"}),
         ("ns/done", RECORD, {"id": "e1", "state": "done"}),
+        ("ns/completed", RECORD, {"id": "e1", "state": "completed"}),
         ("ns/no-request", None, None),
         ("ns/from-x", other_source, None),
     ]
-    assert rules.pending_evacuations_from("a", servers) == ["ns/a-unrecorded", "ns/failed", "ns/z-accepted"]
+    assert rules.pending_evacuations_from("a", servers) == ["ns/a-unrecorded", "ns/done", "ns/failed", "ns/z-accepted"]
     assert rules.pending_evacuations_from("b", servers) == []
+
+
+# -- the source host's cleanup -------------------------------------------------------------------
+def evacuated(name: str, host: str, state: str = "done", *, source: str = "a", target: str = "b", ns: str = "ns"):
+    record = {"id": f"e-{name}", "sourceHost": source, "targetHost": target, "state": state}
+    return rules.EvacuatedServer(ns, name, f"uid-{name}", host, record, resource_version="7")
+
+
+def test_cleanup_plan_destroys_the_guests_of_servers_that_left() -> None:
+    servers = [
+        evacuated("z-done", "b"),
+        evacuated("accepted", "b", "accepted"),
+        evacuated("failed", "b", "failed"),  # moved too: the copy here is as stale
+        evacuated("completed", "b", "completed"),  # cleaned up before: nothing again
+        evacuated("back", "a"),  # moved back to this host: its only copy is here
+        evacuated("to-here", "a", source="b", target="a"),  # evacuated TO this host
+        evacuated("other", "c", source="b", target="c"),  # another host's evacuation
+        evacuated("odd", "a", source="a", target="a"),
+    ]
+    plan = rules.cleanup_plan("a", servers)
+    assert [(c.server.name, c.destroy_guest) for c in plan] == [
+        ("accepted", True),
+        ("back", False),
+        ("failed", True),
+        ("z-done", True),
+    ]
+    assert plan[1].message == "the server is on a again: its guest there is kept"
+    assert rules.cleanup_plan("c", servers) == []  # only evacuated TO c
+    assert [(c.server.name, c.destroy_guest) for c in rules.cleanup_plan("b", servers)] == [
+        ("other", True),
+        ("to-here", True),
+    ]
+
+
+def test_cleanup_plan_is_in_namespace_then_name_order() -> None:
+    plan = rules.cleanup_plan("a", [evacuated("a", "b", ns="ns2"), evacuated("b", "b", ns="ns1")])
+    assert [(c.server.namespace, c.server.name) for c in plan] == [("ns1", "b"), ("ns2", "a")]
+
+
+def test_completed_patch_is_conditional_and_touches_only_the_state() -> None:
+    server = evacuated("vm", "b")
+    assert rules.completed_patch(server, "2026-11-24T12:00:00Z", "gone") == {
+        "metadata": {"resourceVersion": "7"},
+        "status": {"evacuation": {"state": "completed", "cleanedUpTime": "2026-11-24T12:00:00Z", "message": "gone"}},
+    }
+    assert rules.completed_patch(replace(server, resource_version=None), "t", "x" * 2000)["metadata"] == {}
+    assert len(rules.completed_patch(server, "t", "x" * 2000)["status"]["evacuation"]["message"]) == 1024
 
 
 # -- automatic evacuation: the plan of one pass -------------------------------------------------

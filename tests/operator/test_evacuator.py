@@ -367,13 +367,39 @@ async def test_force_up_with_pending_evacuations_is_warned(world) -> None:
     (warning,) = [e for e in w.events.recorded if e.reason == "ForceUpWithPendingEvacuations"]
     assert (warning.kind, warning.name, warning.warning) == ("ComputeService", "src.nova-compute", True)
     assert warning.message.startswith(
-        f"forcedDown unset on host src while 1 evacuations from it are not confirmed ({NS}/vm)"
+        f"forcedDown unset on host src while 1 evacuations from it are not completed ({NS}/vm)"
     )
 
-    # Confirmed: force-up is quiet again.
+    # Confirmed (done) is not enough: the source may still hold the guest, as in Nova.
     w.patch_host("src", forcedDown=True)
     w.host_status("vm", "UP")
     await w.evacuator.reconcile()
     assert w.evacuation("vm")["state"] == "done"
     w.patch_host("src", forcedDown=False)
-    assert w.events.reasons().count("ForceUpWithPendingEvacuations") == 1
+    assert w.events.reasons().count("ForceUpWithPendingEvacuations") == 2
+
+    # The source's agent completed it: told once in an Event, and force-up is quiet again.
+    w.patch_host("src", forcedDown=True)
+    agent_completes(w, "vm")
+    assert w.events.reasons("vm").count("EvacuationCompleted") == 1
+    await w.evacuator.reconcile()
+    assert w.evacuation("vm")["state"] == "completed"
+    w.patch_host("src", forcedDown=False)
+    assert w.events.reasons().count("ForceUpWithPendingEvacuations") == 2
+
+
+def agent_completes(w: World, name: str) -> None:
+    """The source host's agent marks the record completed (hoststate.agent.cleanup)."""
+    patch = {"status": {"evacuation": {"state": "completed", "message": "gone"}}}
+    w.seen(w.kube.modify(SERVERS, name, patch, NS, subresource="status"))
+
+
+async def test_the_agents_completion_is_never_undone(world) -> None:
+    """The operator decided `done` on a version the agent changed since: its write is refused (409)."""
+    w = world()
+    await accepted(w)
+    w.host_status("vm", "UP")
+    w.kube.modify(SERVERS, "vm", {"status": {"evacuation": {"state": "completed"}}}, NS, subresource="status")
+    await w.evacuator.reconcile()  # its informer has not delivered the agent's write yet
+    assert w.evacuation("vm")["state"] == "completed"
+    assert w.gauge("hoststate_reconcile_errors_total", kind="evacuation") is None

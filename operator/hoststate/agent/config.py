@@ -17,6 +17,10 @@ class AgentConfig:
     report_interval: float = 10.0
     lease_namespace: str = DEFAULT_LEASE_NAMESPACE
     lease_duration: int = 60  # leaseDurationSeconds written: informative, the down time decides
+    guest_driver: str = "none"  # none, libvirt, exec (agent.drivers)
+    libvirt_uri: str = "qemu:///system"
+    libvirt_remove_storage: bool = False
+    exec_command: str = ""
 
 
 OPTIONS = (
@@ -24,6 +28,19 @@ OPTIONS = (
     REPORT_INTERVAL,
     LEASE_NAMESPACE,
     Option("--lease-duration", "leaseDurationSeconds written (informative)", int),
+    Option(
+        "--guest-driver",
+        "how the guests of servers evacuated from the host are made gone when it comes back: libvirt, exec, "
+        "or none (no cleanup: their records stay and force-up stays refused)",
+        extra={"choices": ("none", "libvirt", "exec")},
+    ),
+    Option("--libvirt-uri", "libvirt connection of the libvirt guest driver"),
+    Option(
+        "--libvirt-remove-storage",
+        "the libvirt guest driver also deletes the storage volumes of the disks (kept by default)",
+        lambda value: value.lower() in ("1", "true", "yes"),
+    ),
+    Option("--exec-command", "the exec guest driver's command, run with the server's id as its last argument"),
 )
 
 
@@ -36,4 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def from_arguments(args: argparse.Namespace) -> AgentConfig:
     if args.report_interval <= 0:
         raise SystemExit("--report-interval must be positive")
+    if args.guest_driver == "exec" and not args.exec_command:
+        raise SystemExit("--guest-driver exec needs --exec-command")
     return AgentConfig(hosts=tuple(args.hosts), **option_values(args, OPTIONS))

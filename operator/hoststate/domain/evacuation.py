@@ -1,9 +1,11 @@
 """Evacuation rules, as pure functions: which servers may be evacuated, which host receives
-them, how an evacuation request is recorded, when a storm stops automatic evacuation, and the
-plan of one automatic-evacuation pass (what to write, what to warn about).
+them, how an evacuation request is recorded, when a storm stops automatic evacuation, the
+plan of one automatic-evacuation pass (what to write, what to warn about), and what a host
+that comes back must clean up before it runs anything.
 
-The request (written with the server's move) and the record (written by the operator in
-`status.evacuation`) share the camelCase keys of `EvacuationRecord`.
+The request (written with the server's move) and the record (`status.evacuation`: written by
+the operator, and turned `completed` by the source host's agent) share the camelCase keys of
+`EvacuationRecord`. The states are Nova's migration states.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ HA_LABEL = "hoststate.io/ha"
 
 ACCEPTED = "accepted"  # spec.host moved; the server is not yet UP on the target
 DONE = "done"  # the server shows UP on the target: confirmed
+COMPLETED = "completed"  # the source host's agent made sure its copy of the guest is gone
 FAILED = "failed"  # the target went down or lost its service, or confirmation timed out
+STATES = (ACCEPTED, DONE, COMPLETED, FAILED)
+# The records the source host cleans up when it comes back. Nova's _destroy_evacuated_instances
+# takes accepted, pre-migrating and done; here a failed evacuation has moved spec.host too (the
+# server belongs elsewhere), so the source's copy is as stale and is cleaned up as well.
+CLEANUP_STATES = (ACCEPTED, DONE, FAILED)
 
 TRIGGER_API = "api"
 TRIGGER_AUTOMATIC = "automatic"
@@ -204,11 +212,12 @@ def request_patch(record: EvacuationRecord, resource_version: str | None, *, sto
 
 
 def is_pending(request: EvacuationRecord | None, status: Mapping[str, Any] | None) -> bool:
-    """The request is not yet confirmed: not recorded yet, or recorded in a state other than done."""
+    """The source host may still hold a copy of the server: the request is not recorded yet, or
+    its record is not `completed` (the source's agent has not cleaned up)."""
     if request is None:
         return False
     status = status or {}
-    return status.get("id") != request.id or status.get("state") != DONE
+    return status.get("id") != request.id or status.get("state") != COMPLETED
 
 
 def is_in_flight(request: EvacuationRecord | None, status: Mapping[str, Any] | None) -> bool:
@@ -223,7 +232,7 @@ def pending_evacuations_from(
     host: str, servers: Iterable[tuple[str, EvacuationRecord | None, Mapping[str, Any] | None]]
 ) -> list[str]:
     """Of these servers, given as (name, request, status.evacuation), those evacuated from `host`
-    whose evacuation is not confirmed, sorted: their VMs may still run there (force-up guard)."""
+    whose record is not `completed`, sorted: their VMs may still run there (force-up guard)."""
     return sorted(
         name
         for name, request, status in servers
@@ -253,6 +262,56 @@ def progress(
     if requested is not None and (now - requested).total_seconds() > timeout:
         return FAILED, f"server not UP on {request.target_host} within {timeout:g}s (host status {target_host_status})"
     return ACCEPTED, None
+
+
+# -- the source host's cleanup -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class EvacuatedServer:
+    """A server as the agent of an evacuation's source host lists it."""
+
+    namespace: str
+    name: str
+    uid: str  # the server's id: its guest's libvirt UUID (or name), as Nova's instance uuid
+    host: str  # spec.host now
+    evacuation: Mapping[str, Any]  # status.evacuation
+    resource_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cleanup:
+    """What the agent of `server`'s evacuation source does: destroy the local guest first (or keep
+    it: the server is back on this host), then mark the record completed with `message`."""
+
+    server: EvacuatedServer
+    destroy_guest: bool
+    message: str
+
+
+def cleanup_plan(host: str, servers: Iterable[EvacuatedServer]) -> list[Cleanup]:
+    """The cleanups the agent of `host` owes, in (namespace, name) order: evacuations whose record
+    says they left `host` and is not yet completed. A server whose evacuation came TO `host`, or
+    whose record is about another host, is never touched; one that is on `host` again (moved
+    back) keeps its guest, which is the server's only copy, and its record is completed."""
+    plan = []
+    for server in sorted(servers, key=lambda s: (s.namespace, s.name)):
+        record = server.evacuation
+        if record.get("sourceHost") != host or record.get("targetHost") == host:
+            continue
+        if record.get("state") not in CLEANUP_STATES:
+            continue
+        if server.host == host:
+            plan.append(Cleanup(server, False, f"the server is on {host} again: its guest there is kept"))
+        else:
+            plan.append(Cleanup(server, True, f"{host} made sure its copy of the guest is gone"))
+    return plan
+
+
+def completed_patch(server: EvacuatedServer, now: str, message: str) -> dict[str, Any]:
+    """The agent's merge patch of servers/status: this record turns completed, only if the Server
+    is still the version it was listed at (else 409: listed again next time)."""
+    metadata = {"resourceVersion": server.resource_version} if server.resource_version else {}
+    evacuation = {"state": COMPLETED, "cleanedUpTime": now, "message": message[:1024]}
+    return {"metadata": metadata, "status": {"evacuation": evacuation}}
 
 
 # -- automatic evacuation: one pass's plan -------------------------------------------------

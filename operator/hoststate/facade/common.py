@@ -28,7 +28,7 @@ def invalid_state_message(action: str, server_id: str, attr: str, state: str | N
 
 
 def pending_evacuations_from(state: ClusterState, host: str) -> list[str]:
-    """Servers (namespace/name) evacuated from `host` whose evacuation is not confirmed (done)."""
+    """Servers (namespace/name) evacuated from `host` whose record is not `completed`."""
     return rules.pending_evacuations_from(
         host,
         (
@@ -42,15 +42,11 @@ def pending_evacuations_from(state: ClusterState, host: str) -> list[str]:
     )
 
 
-def force_up_refused_message(host: str, pending: list[str]) -> str:
-    """Nova refuses force-up while `done` evacuation migrations of the host remain (bug 1922053):
-    "Unable to force up host %(host)s as `done` evacuation migration records remain associated with
-    the host. Ensure the compute service has been restarted, allowing these records to move to
-    `completed` before retrying this request." Here `done` means confirmed, so the wording names
-    this project's states."""
-    shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
+def force_up_refused_message(host: str) -> str:
+    """Nova's refusal of force-up while evacuations from the host remain (bug 1922053), word for
+    word: the host's agent turns them `completed` when it starts (hoststate.agent.cleanup)."""
     return (
-        f"Unable to force up host {host} as evacuations from the host are not yet confirmed "
-        f"({shown}). Ensure the evacuated servers are UP on their new hosts (status.evacuation.state "
-        "`done`) before retrying this request."
+        f"Unable to force up host {host} as `done` evacuation migration records remain associated with "
+        "the host. Ensure the compute service has been restarted, allowing these records to move to "
+        "`completed` before retrying this request."
     )

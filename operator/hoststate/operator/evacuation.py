@@ -2,15 +2,17 @@
 
 - Records every evacuation request (annotation hoststate.io/evacuation, written with the move of
   spec.host by the facade or by this module) in `status.evacuation`: accepted, then done when the
-  server shows UP on its target, or failed. The operator is the only writer of
-  status.evacuation, so callers of the facade need `patch servers` and nothing on servers/status.
+  server shows UP on its target, or failed. Callers of the facade need `patch servers` and
+  nothing on servers/status. The source host's agent turns the record completed once its copy
+  of the guest is gone (hoststate.agent.cleanup); this module's writes are conditional on the
+  version they decided on, so they never undo that, and it tells it in an Event.
 - Evacuates HA servers (label hoststate.io/ha=true) on forced-down hosts without a call, spread
   over healthy hosts, at most `--evacuation-concurrency` in flight, and not at all while more
   than `--evacuation-storm-threshold` of the hosts (of the zone, or of all) are down: then a
   Warning Event and the gauge hoststate_evacuation_storm_guard_active say so. What to do is
   decided by domain.evacuation.plan_evacuations; this module writes it.
 - Force-up guard, kubectl side: a CEL rule cannot see other objects, so unsetting forcedDown
-  while evacuations from the host are unconfirmed is reported by a Warning Event
+  while evacuations from the host are not completed is reported by a Warning Event
   (ForceUpWithPendingEvacuations) on the ComputeService. The facade refuses it outright.
 
 One worker does all of it, woken by changes (Server and ComputeService events, transitions) and
@@ -178,6 +180,8 @@ class Evacuator:
             and is_stale(resource_version(body), _int(known.resource_version))
         ):
             return  # older than what our own write returned
+        if known is not None and known.uid == tracked.uid:
+            self._tell_completed(known.evacuation_status, tracked)
         if tracked.relevant:
             self.tracked[tracked.key] = tracked
             self.wake()
@@ -241,11 +245,13 @@ class Evacuator:
             )
 
     async def _write_status(self, tracked: Tracked, evacuation: rules.EvacuationRecord) -> None:
+        # Conditional on the version decided on: the source's agent may have completed the record since.
+        metadata = {"resourceVersion": tracked.resource_version} if tracked.resource_version else {}
         try:
             answer = await self.client.patch(
                 SERVERS,
                 tracked.key[1],
-                {"status": {"evacuation": evacuation.status()}},
+                {"metadata": metadata, "status": {"evacuation": evacuation.status()}},
                 namespace=tracked.key[0],
                 subresource="status",
             )
@@ -253,6 +259,8 @@ class Evacuator:
             if error.status == 404:
                 self.tracked.pop(tracked.key, None)
                 return
+            if error.status == 409:
+                return  # changed since: the informer brings the new version, the next pass decides
             raise
         self._upsert(slim_server_with_evacuation(answer))
         self.metrics.evacuations.labels(trigger=evacuation.trigger, state=evacuation.state).inc()
@@ -266,6 +274,18 @@ class Evacuator:
         logger.info("server %s/%s: %s", *tracked.key, text)
         reason = {rules.ACCEPTED: "EvacuationAccepted", rules.DONE: "Evacuated", rules.FAILED: "EvacuationFailed"}
         self.events.record(tracked.ref, reason[evacuation.state], text, warning=evacuation.state == rules.FAILED)
+
+    def _tell_completed(self, before: dict[str, Any] | None, tracked: Tracked) -> None:
+        """The source host's agent completed this record (seen once: the change from our last copy)."""
+        after = tracked.evacuation_status or {}
+        if after.get("state") != rules.COMPLETED or (before or {}).get("state") == rules.COMPLETED:
+            return
+        if (before or {}).get("id") != after.get("id"):
+            return  # not a change we saw happen (the operator restarted meanwhile)
+        text = f"evacuation from {after.get('sourceHost')} completed: {after.get('message')}"
+        logger.info("server %s/%s: %s", *tracked.key, text)
+        self.metrics.evacuations.labels(trigger=after.get("trigger", rules.TRIGGER_API), state=rules.COMPLETED).inc()
+        self.events.record(tracked.ref, "EvacuationCompleted", text)
 
     # -- automatic evacuation ----------------------------------------------------------------
     async def _evacuate_ha_servers(self, now: datetime) -> None:
@@ -345,9 +365,10 @@ class Evacuator:
         if not pending:
             return
         text = (
-            f"forcedDown unset on host {host} while {len(pending)} evacuations from it are not confirmed "
+            f"forcedDown unset on host {host} while {len(pending)} evacuations from it are not completed "
             f"({', '.join(pending[:5])}{' ...' if len(pending) > 5 else ''}): their servers may still run there. "
-            "The Nova facade refuses this; set forcedDown back to true until they are done."
+            "The Nova facade refuses this; set forcedDown back to true until the host's agent has restarted "
+            "and completed them."
         )
         logger.warning("%s", text)
         meta = body["metadata"]

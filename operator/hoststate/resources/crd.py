@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from .. import API_GROUP, API_VERSION
 from .computeservice import NAME_RULE, ComputeService
-from .server import Server
+from .server import SELECTABLE_FIELDS, Server
 from .subscription import HostStatusSubscription
 
 # Keywords a structural CRD schema accepts from JSON Schema (others are dropped).
@@ -53,6 +53,7 @@ class CRDInfo:
     scope: str
     printer_columns: list[dict[str, Any]]
     root_validations: list[dict[str, str]] = field(default_factory=list)
+    selectable_fields: list[dict[str, str]] = field(default_factory=list)
     categories: list[str] = field(default_factory=lambda: ["hoststate"])
 
     @property
@@ -95,6 +96,7 @@ SERVER = CRDInfo(
         {"name": "Host Status", "type": "string", "jsonPath": ".status.hostStatus"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ],
+    selectable_fields=SELECTABLE_FIELDS,
 )
 
 HOST_STATUS_SUBSCRIPTION = CRDInfo(
@@ -223,6 +225,7 @@ def crd_manifest(info: CRDInfo) -> dict[str, Any]:
                     "schema": {"openAPIV3Schema": schema},
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": info.printer_columns,
+                    **({"selectableFields": info.selectable_fields} if info.selectable_fields else {}),
                 }
             ],
         },

@@ -116,14 +116,18 @@ class Evacuation(KubeModel):
         default="api", description="api: the Nova facade's evacuate action; automatic: the operator (HA servers)."
     )
     requested_by: str | None = Field(default=None, max_length=512, description="User who requested it.")
-    state: Literal["accepted", "done", "failed"] = Field(
+    state: Literal["accepted", "done", "completed", "failed"] = Field(
         description=(
-            "accepted: the server was moved and is not yet UP on the target; done: it shows UP on the "
-            "target (confirmed); failed: the target went down or lost its service, the server was "
-            "moved elsewhere, or it was not UP within the operator's evacuation timeout."
+            "Nova's migration states. accepted: the server was moved and is not yet UP on the target; "
+            "done: it shows UP on the target (confirmed); completed: the source host's agent made sure "
+            "its copy of the guest is gone; failed: the target went down or lost its service, the "
+            "server was moved elsewhere, or it was not UP within the operator's evacuation timeout."
         )
     )
     completed_time: datetime | None = Field(default=None, description="When it became done or failed.")
+    cleaned_up_time: datetime | None = Field(
+        default=None, description="When the source host's agent completed it (its guest gone)."
+    )
     message: str | None = Field(default=None, max_length=1024, description="Why it is in this state.")
 
 
@@ -145,6 +149,11 @@ class ServerStatus(KubeModel):
     evacuation: Evacuation | None = Field(
         default=None, description="The latest evacuation of this server; written by the operator only."
     )
+
+
+# Field selectors the API server answers (CRD selectableFields, GA in 1.32): a host's agent lists
+# only the servers evacuated from its host, never the fleet.
+SELECTABLE_FIELDS = [{"jsonPath": ".spec.host"}, {"jsonPath": ".status.evacuation.sourceHost"}]
 
 
 class Server(KubeModel):

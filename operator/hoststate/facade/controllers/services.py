@@ -162,8 +162,8 @@ class ServiceController:
     async def _patch(self, ctx: RequestContext, service: ServiceState, spec: dict[str, Any]) -> ServiceState:
         # Nova refuses force-up while evacuations from the host are unfinished (bug 1922053).
         unsets = spec.get("forcedDown") is False and service.forced_down and service.binary == COMPUTE_BINARY
-        if unsets and (pending := pending_evacuations_from(self.state, service.host)):
-            raise HTTPBadRequest(force_up_refused_message(service.host, pending))
+        if unsets and pending_evacuations_from(self.state, service.host):
+            raise HTTPBadRequest(force_up_refused_message(service.host))
         # managedFields name the caller's user name (the default would be the client's user agent).
         patched = await self._as_caller(ctx).patch(
             COMPUTE_SERVICES, service.name, {"spec": spec}, field_manager=ctx.user_id
