@@ -85,7 +85,7 @@ class Outcome:
 
 
 class Deliverer:
-    """What all subscriptions share: the HTTP session, the signing keys, the metrics."""
+    """What all subscriptions share: the HTTP session (behind the egress policy), the signing keys, the metrics."""
 
     def __init__(
         self,
