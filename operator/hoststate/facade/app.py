@@ -19,6 +19,13 @@ from .controllers import versions
 from .controllers.server_actions import ServerActionController
 from .controllers.servers import ServerController
 from .controllers.services import ServiceController
+from .identity import PREFIX as IDENTITY_PREFIX
+from .identity import keystone_middleware, serves
+from .identity.controllers import domains
+from .identity.controllers import versions as identity_versions
+from .identity.controllers.projects import ProjectController
+from .identity.controllers.tokens import TokenController
+from .identity.controllers.users import UserController
 from .policy import PolicyEngine
 from .request_metrics import METRICS, metrics_middleware
 from .wsgi import (
@@ -26,6 +33,7 @@ from .wsgi import (
     AUTHENTICATOR,
     MAX_REQUEST_BODY_SIZE,
     PUBLIC_URL,
+    Handler,
     Versioned,
     by_version,
     nova_middleware,
@@ -76,6 +84,34 @@ def add_routes(
             app.router.add_post(f"{prefix}/servers/{{server_id}}/action", actions.action)
 
 
+def add_identity_routes(app: web.Application, state: ClusterState) -> None:
+    """Keystone's v3 API under /identity, as far as the clients need it (facade/identity)."""
+    tokens, projects, users = TokenController(), ProjectController(state), UserController(state)
+    v3 = f"{IDENTITY_PREFIX}/v3"
+    app.router.add_get(IDENTITY_PREFIX, identity_versions.index, name="identity_versions")
+    app.router.add_get(f"{IDENTITY_PREFIX}/", identity_versions.index, name="identity_versions_slash")
+    app.router.add_get(v3, identity_versions.show_v3, name="identity_v3")
+    app.router.add_get(f"{v3}/", identity_versions.show_v3, name="identity_v3_slash")
+    app.router.add_post(f"{v3}/auth/tokens", tokens.issue, name="identity_issue_token")
+    app.router.add_get(f"{v3}/auth/tokens", tokens.validate)
+    app.router.add_get(f"{v3}/auth/projects", projects.auth_projects)
+    app.router.add_get(f"{v3}/projects", projects.index)
+    app.router.add_get(f"{v3}/projects/{{project_id}}", projects.show)
+    app.router.add_get(f"{v3}/users", users.index)
+    app.router.add_get(f"{v3}/users/{{user_id}}", users.show)
+    app.router.add_get(f"{v3}/users/{{user_id}}/projects", projects.user_projects)
+    app.router.add_get(f"{v3}/domains", domains.index)
+    app.router.add_get(f"{v3}/domains/{{domain_id}}", domains.show)
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Keystone's conventions around the identity API, Nova's around the compute API."""
+    if serves(request.path):
+        return await keystone_middleware(request, handler)
+    return await nova_middleware(request, handler)
+
+
 def create_app(
     kube: KubeClient,
     config: FacadeConfig,
@@ -95,7 +131,7 @@ def create_app(
         report_interval=config.report_interval,
     )
     app = web.Application(
-        middlewares=[metrics_middleware, nova_middleware],
+        middlewares=[metrics_middleware, api_middleware],
         client_max_size=MAX_REQUEST_BODY_SIZE,
         handler_args={"max_field_size": AIOHTTP_MAX_FIELD_SIZE},
     )
@@ -109,6 +145,7 @@ def create_app(
         ServerController(state, policy),
         ServerActionController(state, policy, kube),
     )
+    add_identity_routes(app, state)
 
     async def cache(app: web.Application) -> AsyncIterator[None]:
         await state.start()

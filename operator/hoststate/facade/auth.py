@@ -6,8 +6,10 @@ Roles, as Keystone would give them, each from a distinct RBAC right (docs/securi
   computeservices: reading every tenant's servers is what makes Nova's admin, not managing hosts;
 - `service_manager` when the user may patch computeservices: os-services accepts it, servers do not;
 - `member` and `reader` of project P when the user may get servers in namespace P.
-The project is the ServiceAccount's namespace (Kubernetes vouches for it), else the tenant id in
-the URL only if the user may get servers there, else none: a URL alone gives nothing.
+The project is the tenant id in the URL if the user may get servers there (how a token the identity
+endpoint scoped to one of the user's projects comes back: its catalog's compute URL names the
+project), else the ServiceAccount's namespace (Kubernetes vouches for it), else none: a URL alone
+gives nothing.
 
 Under a flood of made-up tokens: a token that cannot be a bearer token is refused without a
 review; reviews are cached (known and unknown tokens apart, each a bounded LRU, so unknown ones
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from .. import API_GROUP
@@ -111,26 +114,41 @@ class Authenticator:
         )
         return bool(review.get("status", {}).get("allowed"))
 
-    async def project_of(self, identity: KubeIdentity, url_project_id: str | None) -> str | None:
-        """The project Kubernetes vouches for: the ServiceAccount's namespace, else the URL's
-        tenant id if the user may get servers there."""
-        if identity.service_account_namespace:
-            return identity.service_account_namespace
-        if url_project_id and await self.may(identity, "get", "servers", url_project_id):
-            return url_project_id
-        return None
+    async def may_access(self, identity: KubeIdentity, project_id: str) -> bool:
+        """Whether project `project_id` (a namespace) is one of the user's: they may get servers there."""
+        return project_id == identity.service_account_namespace or await self.may(
+            identity, "get", "servers", project_id
+        )
 
-    async def context(self, token: str | None, url_project_id: str | None) -> RequestContext:
-        identity = await self.authenticate(token)
-        project_id = await self.project_of(identity, url_project_id)
+    async def projects_of(self, identity: KubeIdentity, candidates: Iterable[str]) -> list[str]:
+        """Those of `candidates` (namespaces) the user may access, sorted; one review per candidate
+        at most (none when the user may list servers in every namespace)."""
+        names = sorted(set(candidates))
+        if await self.may(identity, "list", "servers"):
+            return names
+        allowed = await asyncio.gather(*(self.may_access(identity, name) for name in names))
+        return [name for name, ok in zip(names, allowed, strict=True) if ok]
+
+    async def project_of(self, identity: KubeIdentity, url_project_id: str | None) -> str | None:
+        """The project Kubernetes vouches for: the URL's tenant id if the user may get servers
+        there, else the ServiceAccount's namespace."""
+        if url_project_id and await self.may_access(identity, url_project_id):
+            return url_project_id
+        return identity.service_account_namespace
+
+    async def roles_in(self, identity: KubeIdentity, project_id: str | None) -> tuple[str, ...]:
+        """Nova's roles of the user with `project_id` as their project (None: no project)."""
         manages_services, reads_all_servers, member = await asyncio.gather(
             self.may(identity, "patch", "computeservices"),
             self.may(identity, "list", "servers"),
             self.may(identity, "get", "servers", project_id) if project_id else _false(),
         )
-        roles = nova_roles(
-            manages_services=manages_services, reads_all_servers=reads_all_servers, project_member=member
-        )
+        return nova_roles(manages_services=manages_services, reads_all_servers=reads_all_servers, project_member=member)
+
+    async def context(self, token: str | None, url_project_id: str | None) -> RequestContext:
+        identity = await self.authenticate(token)
+        project_id = await self.project_of(identity, url_project_id)
+        roles = await self.roles_in(identity, project_id)
         is_admin = self.policy.check_is_admin(identity.username, project_id, list(roles))
         return RequestContext(
             identity=identity, project_id=project_id, roles=roles, is_admin=is_admin, token=token or ""

@@ -89,3 +89,22 @@ class HTTPInternalServerError(NovaError):
 def policy_not_authorized(action: str) -> HTTPForbidden:
     # nova.exception.PolicyNotAuthorized
     return HTTPForbidden(f"Policy doesn't allow {action} to be performed.")
+
+
+# The identity API's errors carry Keystone's body instead (keystone/exception.py, Error):
+# {"error": {"code": N, "message": "...", "title": "<HTTP reason>"}}; the same exceptions, another rendering.
+KEYSTONE_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+}
+
+
+def keystone_body(error: NovaError) -> dict[str, Any]:
+    return {"error": {"code": error.code, "message": error.message, "title": KEYSTONE_TITLES.get(error.code, "Error")}}

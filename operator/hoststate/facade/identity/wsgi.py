@@ -1,0 +1,115 @@
+"""What Keystone's WSGI stack does around the identity API's handlers, for aiohttp: the caller's
+X-Auth-Token reviewed (TokenReview) except on the public routes, JSON bodies read, Keystone's
+error bodies and its WWW-Authenticate header on 401s."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from ...kube import ApiError
+from ..context import KubeIdentity
+from ..faults import (
+    HTTPBadRequest,
+    HTTPInternalServerError,
+    HTTPMethodNotAllowed,
+    HTTPNotFound,
+    HTTPRequestEntityTooLarge,
+    NovaError,
+    keystone_body,
+)
+from ..wsgi import AUTHENTICATOR, Handler, json_response, kube_error, links
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/identity"
+# Version discovery and issuing a token need no X-Auth-Token, as in Keystone.
+PUBLIC_ROUTES = {
+    "identity_versions",
+    "identity_versions_slash",
+    "identity_v3",
+    "identity_v3_slash",
+    "identity_issue_token",
+}
+IDENTITY = web.RequestKey("identity", KubeIdentity)
+BODY = web.RequestKey("identity_body", object)
+
+
+def serves(path: str) -> bool:
+    """Whether `path` is the identity API's."""
+    return path == PREFIX or path.startswith(f"{PREFIX}/")
+
+
+def identity(request: web.Request) -> KubeIdentity:
+    return request[IDENTITY]
+
+
+def body(request: web.Request) -> Any:
+    return request.get(BODY)
+
+
+def root(request: web.Request) -> str:
+    """The root clients reach the facade at (--public-url, else the request's own)."""
+    return links(request).root
+
+
+def identity_url(request: web.Request) -> str:
+    return f"{root(request)}{PREFIX}"
+
+
+async def _read_json(request: web.Request) -> Any:
+    """Keystone's json_body: a POST's body is JSON (when a type is given, application/json)."""
+    if request.method != "POST":
+        return None
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:  # over the app's client_max_size
+        raise HTTPRequestEntityTooLarge() from None
+    if not raw:
+        return None
+    media_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if media_type not in ("", "application/json"):
+        raise HTTPBadRequest("Request must have a JSON body (Content-Type application/json)")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise HTTPBadRequest("Malformed request body") from None
+
+
+@web.middleware
+async def keystone_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        matched = request.match_info.http_exception is None  # else the handler raises Keystone's 404 or 405
+        if matched and request.match_info.route.name not in PUBLIC_ROUTES:
+            token = request.headers.get("X-Auth-Token")
+            request[IDENTITY] = await request.app[AUTHENTICATOR].authenticate(token)
+        request[BODY] = await _read_json(request)
+        response = await handler(request)
+    except NovaError as error:
+        response = _fault(error)
+    except ApiError as error:
+        response = _fault(kube_error(error))
+    except web.HTTPNotFound:
+        response = _fault(HTTPNotFound())
+    except web.HTTPMethodNotAllowed:
+        response = _fault(HTTPMethodNotAllowed())
+    except web.HTTPException as error:
+        response = _fault(type("Fault", (NovaError,), {"code": error.status})(error.reason))
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        response = _fault(
+            HTTPInternalServerError("An unexpected error prevented the server from fulfilling your request.")
+        )
+    if response.status == 401:
+        response.headers["WWW-Authenticate"] = f'Keystone uri="{identity_url(request)}"'
+    response.headers["X-OpenStack-Request-Id"] = f"req-{uuid.uuid4()}"
+    response.headers["Vary"] = "X-Auth-Token"
+    return response
+
+
+def _fault(error: NovaError) -> web.Response:
+    return json_response(keystone_body(error), status=error.code)
