@@ -7,7 +7,7 @@ scrape time from the operator's indexes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -87,6 +87,17 @@ class OperatorMetrics:
             "Evacuations requested and not yet done or failed (automatic ones are capped by --evacuation-concurrency).",
             registry=self.registry,
         )
+        # Leader election among the operator's replicas (kube/leader.py).
+        self.leader = Gauge(
+            "hoststate_leader",
+            "1 while this replica holds the leader Lease and may write, 0 while it stands by.",
+            registry=self.registry,
+        )
+        self.leader_transitions = Counter(
+            "hoststate_leader_transitions_total",
+            "Times this replica became the leader (took the Lease over, or acquired it at start).",
+            registry=self.registry,
+        )
         self.evacuation_storm_guard = Gauge(
             "hoststate_evacuation_storm_guard_active",
             "1 while automatic evacuation is stopped in a scope (zone, or 'all') because more than "
@@ -115,19 +126,28 @@ class FacadeMetrics:
 
 
 async def serve_metrics(
-    registry: CollectorRegistry, host: str, port: int, healthy: Callable[[], bool]
+    registry: CollectorRegistry,
+    host: str,
+    port: int,
+    healthy: Callable[[], bool],
+    ready: Callable[[], bool] | None = None,
 ) -> web.AppRunner:
-    """/metrics and /healthz on `host`:`port` (the pod's probes and Prometheus scrape it)."""
+    """/metrics, /healthz (live: `healthy`) and /readyz (`ready`, else `healthy`) on `host`:`port`
+    (the pod's probes and Prometheus scrape it)."""
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok") if healthy() else web.Response(status=503, text="unhealthy")
+    def probe(check: Callable[[], bool], failed: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def answer(_: web.Request) -> web.Response:
+            return web.Response(text="ok") if check() else web.Response(status=503, text=failed)
+
+        return answer
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", probe(healthy, "unhealthy"))
+    app.router.add_get("/readyz", probe(ready or healthy, "not ready"))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

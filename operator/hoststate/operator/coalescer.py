@@ -1,7 +1,8 @@
 """Runs at most one job per key at a time; asking again while it runs makes it run once more.
 
 This is how a burst of changes to one host becomes one fan-out (plus one catch-up pass),
-and how failed jobs are retried with backoff.
+and how failed jobs are retried with backoff. A job refused because this replica does not lead
+is dropped, not retried: the replica that leads (or this one, when it takes over) resyncs everything.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
+
+from ..kube.leader import NotLeader
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,9 @@ class Coalescer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:  # retried with backoff; the periodic resync is the last resort
+                    if isinstance(error, NotLeader) or isinstance(error.__cause__, NotLeader):
+                        logger.debug("%s: not the leader, dropped", key)
+                        return
                     if self._on_error is not None:
                         self._on_error(key, error)
                     if failures >= len(BACKOFF):

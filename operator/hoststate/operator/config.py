@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass
 
 from ..domain import COMPUTE_BINARY, effective_service_down_time
+from ..kube.leader import ElectionTiming
 from ..notifications.egress import Network, parse_cidrs
 from ..options import LEASE_NAMESPACE, REPORT_INTERVAL, SERVICE_DOWN_TIME, Option, add_options, option_values
 from ..resources.lease import DEFAULT_LEASE_NAMESPACE
@@ -30,11 +31,27 @@ class OperatorConfig:
     # Webhooks reach public addresses only, and these (notifications/egress.py); the cluster's own ranges never.
     webhook_allow_cidrs: tuple[Network, ...] = ()
     cluster_cidrs: tuple[Network, ...] = ()
+    # Leader election among replicas (kube/leader.py): one Lease, client-go's three durations.
+    leader_election_lease: str = "hoststate-operator"
+    leader_election_namespace: str = ""  # empty: the heartbeat Leases' namespace (the operator's own)
+    leader_election_lease_duration: float = ElectionTiming.lease_duration
+    leader_election_renew_deadline: float = ElectionTiming.renew_deadline
+    leader_election_retry_period: float = ElectionTiming.retry_period
 
     @property
     def down_time(self) -> float:
         """The down time in force, after Nova's correction for a too-small value."""
         return effective_service_down_time(self.service_down_time, self.report_interval)
+
+    @property
+    def election_timing(self) -> ElectionTiming:
+        return ElectionTiming(
+            self.leader_election_lease_duration, self.leader_election_renew_deadline, self.leader_election_retry_period
+        )
+
+    @property
+    def election_namespace(self) -> str:
+        return self.leader_election_namespace or self.lease_namespace
 
 
 OPTIONS = (
@@ -84,6 +101,19 @@ OPTIONS = (
         variable="HOSTSTATE_CLUSTER_CIDRS",
         extra={"dest": "cluster_cidrs", "action": "append"},
     ),
+    Option("--leader-election-lease", "name of the Lease the replicas elect their leader with"),
+    Option("--leader-election-namespace", "namespace of that Lease (empty: --lease-namespace)"),
+    Option(
+        "--leader-election-lease-duration",
+        "seconds a standby waits, from the leader's last renewal it saw, before taking the Lease",
+        float,
+    ),
+    Option(
+        "--leader-election-renew-deadline",
+        "seconds the leader keeps writing after its last successful renewal began (< lease duration)",
+        float,
+    ),
+    Option("--leader-election-retry-period", "seconds between renewals, and between a standby's attempts", float),
 )
 
 
@@ -98,6 +128,11 @@ def from_arguments(args: argparse.Namespace) -> OperatorConfig:
         raise SystemExit(
             "--evacuation-concurrency >= 0, --evacuation-storm-threshold in [0, 1], --evacuation-timeout > 0"
         )
+    timing = ElectionTiming(
+        args.leader_election_lease_duration, args.leader_election_renew_deadline, args.leader_election_retry_period
+    )
+    if problem := timing.problem():
+        raise SystemExit(f"--leader-election-*: {problem}")
     try:
         cidrs = {
             "webhook_allow_cidrs": parse_cidrs(args.webhook_allow_cidrs),

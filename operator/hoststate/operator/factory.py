@@ -1,22 +1,32 @@
 """The operator's composition root: every part built from the configuration and connected in one
-place (as lsst-sqre/gafaelfawr's Factory), so that the Kopf handlers stay thin."""
+place (as lsst-sqre/gafaelfawr's Factory), so that the Kopf handlers stay thin.
+
+Every replica runs everything: informers, indexes, heartbeat timers, Kopf's ComputeService
+handler. Only the leader writes: the reconciler, the evacuator, the Event recorder and the notifier
+get a client that refuses writes unless this replica holds the leader Lease (kube/leader.py), so a
+standby is warm and takes over with one resync, without listing anything again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from ..kube import COMPUTE_SERVICES, SERVERS, KubeClient
+from ..kube.health import informers_live, informers_ready
 from ..kube.informer import Informer
+from ..kube.leader import LeaderElector, LeaderOnlyClient
 from ..notifications import EgressPolicy, Notifier
 from ..prometheus import OperatorMetrics, serve_metrics
 from .config import OperatorConfig
 from .evacuation import Evacuator, slim_server_with_evacuation
-from .events import EventRecorder
+from .events import EventRecorder, ObjectRef
 from .index_metrics import IndexCollector
 from .leases import HeartbeatLeases
 from .reconciler import Reconciler
@@ -25,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 # Extra connections beyond the fan-out's patches: watches, Events, evacuation, notifications.
 SPARE_CONNECTIONS = 8
+# The election has a pool of its own: a renewal never queues behind a fan-out's patches.
+ELECTION_CONNECTIONS = 2
 
 
 @dataclass
@@ -33,6 +45,7 @@ class Operator:
 
     config: OperatorConfig
     client: KubeClient
+    elector: LeaderElector
     events: EventRecorder
     metrics: OperatorMetrics
     reconciler: Reconciler
@@ -44,6 +57,14 @@ class Operator:
     http: web.AppRunner | None = None
 
     async def start(self) -> None:
+        if self.config.metrics_port:  # first: /healthz answers (live) while the lists load, /readyz after
+            self.http = await serve_metrics(
+                self.metrics.registry,
+                self.config.metrics_host,
+                self.config.metrics_port,
+                healthy=self.healthy,
+                ready=self.ready,
+            )
         self.events.start()
         # Heartbeats, then services, then servers: the first Server events must already see
         # every host's state, or a restart would flap servers to "".
@@ -58,10 +79,7 @@ class Operator:
         self.tasks += [informer.start() for informer in self.server_informers]
         self.tasks.append(asyncio.create_task(self.reconciler.resync_every(self.config.resync_period), name="resync"))
         self.tasks.append(self.evacuator.start())
-        if self.config.metrics_port:
-            self.http = await serve_metrics(
-                self.metrics.registry, self.config.metrics_host, self.config.metrics_port, healthy=self.healthy
-            )
+        self.tasks.append(asyncio.create_task(self.campaign(), name="campaign"))
         logger.info(
             "hoststate operator started: down time %gs, fan-out concurrency %d, leases in %s",
             self.config.down_time,
@@ -69,8 +87,45 @@ class Operator:
             self.config.lease_namespace,
         )
 
+    @property
+    def informers(self) -> list[Informer]:
+        return [self.leases.informer, *self.notifier.informers, *self.server_informers]
+
     def healthy(self) -> bool:
-        return not any(task.done() for task in self.tasks)
+        """Live: no background task has ended, and every watch makes progress."""
+        return not any(task.done() for task in self.tasks) and informers_live(self.informers)
+
+    def ready(self) -> bool:
+        """Ready: every informer has listed once (leader or standby alike: a standby is ready to take over)."""
+        return informers_ready(self.informers)
+
+    async def campaign(self) -> None:
+        """Stand for leader once the indexes are warm (a cold replica must not take over), then for ever."""
+        await asyncio.gather(*(informer.synced.wait() for informer in [self.leases.informer, *self.server_informers]))
+        await self.elector.start()
+
+    async def started_leading(self) -> None:
+        """Takeover: write what the indexes say at once. The resync requests every service's status
+        and every host's fan-out, and rearms the heartbeat deadlines from the Leases' renewTime as the
+        index holds them; whatever the last leader left undone is redone."""
+        self.metrics.leader.set(1)
+        self.metrics.leader_transitions.inc()
+        self.reconciler.resync()
+        self.evacuator.wake()
+        elector = self.elector
+        took_over = f" (took over from {elector.previous_holder})" if elector.previous_holder else ""
+        self.events.record(
+            ObjectRef("coordination.k8s.io/v1", "Lease", elector.name, elector.lease_uid, elector.namespace),
+            "LeaderElection",
+            f"{elector.identity} became leader{took_over}",
+        )
+        if hasattr(self.notifier, "start_delivering"):  # at-least-once delivery (notifications): from the leader only
+            await self.notifier.start_delivering()
+
+    async def stopped_leading(self) -> None:
+        self.metrics.leader.set(0)
+        if hasattr(self.notifier, "stop_delivering"):
+            await self.notifier.stop_delivering()
 
     def compute_service_event(self, kind: str, body: dict[str, Any]) -> None:
         if kind == "DELETED":
@@ -81,15 +136,20 @@ class Operator:
             self.evacuator.service_seen(body)
 
     async def stop(self) -> None:
+        # Writes stop first, then what is in flight is cancelled, then the Lease is released: the
+        # standby takes over at its next attempt (a rolling update hands over within a retry period).
+        await self.elector.resign()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.reconciler.stop()
+        await self.elector.release()
         if self.http is not None:
             await self.http.cleanup()
         await self.notifier.stop()
-        await self.reconciler.stop()
         await self.events.stop()
         await self.client.close()
+        await self.elector.client.close()
 
 
 class OperatorFactory:
@@ -101,22 +161,32 @@ class OperatorFactory:
     def create_operator(self) -> Operator:
         config = self.config
         client = KubeClient(max_connections=config.fanout_concurrency + SPARE_CONNECTIONS)
-        events = EventRecorder(client, "operator")
+        elector = LeaderElector(
+            KubeClient(max_connections=ELECTION_CONNECTIONS),
+            config.leader_election_lease,
+            config.election_namespace,
+            f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",  # a restarted process is a new candidate
+            config.election_timing,
+        )
+        writer = LeaderOnlyClient(client, elector)
+        events = EventRecorder(writer, "operator")
         metrics = OperatorMetrics()
-        reconciler = Reconciler(client, config, events, metrics)
+        reconciler = Reconciler(writer, config, events, metrics)
         metrics.registry.register(IndexCollector(reconciler.services, reconciler.servers, config.down_time))
-        evacuator = Evacuator(client, reconciler, config, events, metrics)
+        evacuator = Evacuator(writer, reconciler, config, events, metrics)
         notifier = Notifier(
-            client,
+            writer,
             metrics,
-            reconciler.servers.labels_of,
+            reconciler,
             namespaces=config.namespaces,
             egress=EgressPolicy(allowed=config.webhook_allow_cidrs, cluster=config.cluster_cidrs),
         )
         reconciler.transition_listeners += [evacuator.on_transition, notifier.on_transition]
-        return Operator(
+        reconciler.host_transition_listeners.append(notifier.on_host_transition)
+        operator = Operator(
             config=config,
             client=client,
+            elector=elector,
             events=events,
             metrics=metrics,
             reconciler=reconciler,
@@ -125,6 +195,9 @@ class OperatorFactory:
             notifier=notifier,
             server_informers=self.create_server_informers(client, reconciler, evacuator),
         )
+        elector.on_started_leading = operator.started_leading
+        elector.on_stopped_leading = operator.stopped_leading
+        return operator
 
     def create_server_informers(
         self, client: KubeClient, reconciler: Reconciler, evacuator: Evacuator

@@ -22,7 +22,9 @@ from .factory import Operator, OperatorFactory
 @kopf.on.startup(backoff=1)
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.enabled = False  # we post our own Events, off the hot path
-    settings.peering.standalone = True  # one replica, Recreate strategy: no peering objects
+    # No Kopf peering: it would pause the handlers of every replica but one (and so the standbys'
+    # indexes). Replicas elect a leader on a Lease instead, and only the leader writes (factory.py).
+    settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.watching.reconnect_backoff = 1.0
     operator = OperatorFactory(memo.config).create_operator()

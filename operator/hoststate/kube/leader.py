@@ -1,0 +1,321 @@
+"""Leader election on a coordination.k8s.io/v1 Lease, with client-go's algorithm, and a client that
+writes only while this process leads.
+
+The algorithm is client-go's (tools/leaderelection): every `retry_period` each candidate reads the
+Lease; a holder other than us is respected while the record we observed last changed less than its
+`leaseDurationSeconds` ago (measured on our monotonic clock from when *we* saw it change, so the
+clocks of the replicas need not agree); otherwise we take it with an update conditioned on the
+resourceVersion we read (two candidates cannot both win). The leader renews every `retry_period`.
+
+No two writers: the leader's writes are allowed until `renew_deadline` after the start of its last
+successful renewal (`valid_until`, monotonic). That start precedes the renewal reaching the API
+server, which precedes any standby observing it, and a standby waits a full lease duration from its
+observation: so the leader stops writing at least `lease_duration - renew_deadline` before another
+can take the Lease. A graceful stop releases the Lease (holder empty, duration 1 s, as client-go's
+ReleaseOnCancel), and the standby takes it at its next poll.
+
+Why not kubernetes_asyncio's leaderelection: it needs that client's configuration and models, which
+this project dropped (the KubeClient here is raw JSON over aiohttp), it calls its callbacks only
+after the renew deadline has already passed (a lost leader may write until then), and it exposes no
+"valid until" to gate each write on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..kubetime import kube_micro_time
+from .api_resources import LEASES
+from .client import ApiError, KubeClient
+
+logger = logging.getLogger(__name__)
+
+# A standby's polls are spread by up to this share of the retry period (client-go jitters by 1.2,
+# which would double the takeover time bound).
+JITTER = 0.2
+# Methods that change nothing: allowed to standbys.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class ElectionTiming:
+    """client-go's three durations, in seconds. Defaults: takeover after a leader dies within
+    lease_duration + 2 x retry_period (about 2.5 s), a leader stops writing 0.5 s before."""
+
+    lease_duration: float = 2.0  # how long a standby respects a holder it saw renew (whole seconds in the Lease)
+    renew_deadline: float = 1.5  # how long the leader writes after its last successful renewal began
+    retry_period: float = 0.25  # between renewals, and between a standby's attempts
+
+    def problem(self) -> str | None:
+        """Why these durations are unsafe (None: they are fine), with client-go's constraints."""
+        if not self.lease_duration > self.renew_deadline > self.retry_period * (1 + JITTER) > 0:
+            return "need lease duration > renew deadline > 1.2 x retry period > 0"
+        return None
+
+    @property
+    def lease_seconds(self) -> int:
+        """leaseDurationSeconds is an integer: rounded up, so the promise to standbys only grows."""
+        return max(1, math.ceil(self.lease_duration))
+
+
+class NotLeader(ApiError):
+    """A write refused because this process does not lead (or can no longer be sure it does).
+
+    An ApiError (503) so that every writer's error path treats it as the API server refusing a write;
+    the new leader's resync redoes whatever it concerned."""
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(
+            503, {"reason": "NotLeader", "message": "this replica does not hold the leader Lease"}, method, path
+        )
+
+
+Callback = Callable[[], Awaitable[None]]
+
+
+async def _nothing() -> None:
+    return None
+
+
+class LeaderElector:
+    """Campaigns for the Lease `namespace`/`name` as `identity` (see the module's doc).
+
+    `clock` is monotonic (validity, observations), `wall` writes renewTime; tests pass their own.
+    `on_started_leading` and `on_stopped_leading` run in order, one at a time, off the renew loop.
+    """
+
+    def __init__(
+        self,
+        client: KubeClient,
+        name: str,
+        namespace: str,
+        identity: str,
+        timing: ElectionTiming = ElectionTiming(),
+        *,
+        on_started_leading: Callback = _nothing,
+        on_stopped_leading: Callback = _nothing,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if problem := timing.problem():
+            raise ValueError(problem)
+        self.client = client
+        self.name = name
+        self.namespace = namespace
+        self.identity = identity
+        self.timing = timing
+        self.on_started_leading = on_started_leading
+        self.on_stopped_leading = on_stopped_leading
+        self.clock = clock
+        self.wall = wall
+        self.jitter = jitter
+        self.valid_until = 0.0  # monotonic: writes are allowed before it
+        self.leading = False  # as last announced to the callbacks
+        self.transitions = 0  # times this process became leader
+        self.previous_holder = ""  # whom we took the Lease from last ("" when it was free or ours)
+        self.lease_uid = ""
+        self._observed: tuple[Any, ...] | None = None  # the Lease's spec as last seen
+        self._observed_at = 0.0  # monotonic: when it last changed, as seen by us
+        self._observed_version = ""  # its resourceVersion
+        self._callbacks: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- reading ---------------------------------------------------------------------------
+    def is_leader(self) -> bool:
+        return self.clock() < self.valid_until
+
+    def check_leading(self, method: str, path: str) -> None:
+        if not self.is_leader():
+            raise NotLeader(method, path)
+
+    @property
+    def holder(self) -> str:
+        """The holder as last observed ("" when none or not read yet)."""
+        return self._observed[0] if self._observed else ""
+
+    # -- one attempt (client-go's tryAcquireOrRenew) -----------------------------------------
+    async def try_acquire_or_renew(self) -> bool:
+        """One read and, when the Lease is free, expired or ours, one conditional write. True when
+        we hold it now; `valid_until` moves on success."""
+        started = self.clock()
+        timeout = max(self.valid_until - started, 0.05) if self.is_leader() else self.timing.renew_deadline
+        try:
+            held = await asyncio.wait_for(self._attempt(started), timeout)
+        except ApiError as error:
+            logger.log(logging.DEBUG if error.status == 409 else logging.WARNING, "leader Lease: %s", error)
+            held = False
+        except (TimeoutError, OSError, ValueError) as error:  # aiohttp's errors are OSErrors; ValueError: bad body
+            logger.warning("leader Lease %s/%s: %r", self.namespace, self.name, error)
+            held = False
+        if held:
+            self.valid_until = started + self.timing.renew_deadline
+        elif self.holder and self.holder != self.identity:
+            self.valid_until = 0.0  # someone else holds it: stop at once, not at the deadline
+        return held
+
+    async def _attempt(self, now: float) -> bool:
+        try:
+            lease = await self.client.get(LEASES, self.name, self.namespace)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+            created = await self.client.create(LEASES, self._new_lease(transitions=0), self.namespace)
+            self.previous_holder = ""
+            self._observe(created, now)
+            return True
+        self._observe(lease, now)
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        duration = spec.get("leaseDurationSeconds") or self.timing.lease_seconds
+        if holder and holder != self.identity and now < self._observed_at + duration:
+            return False  # held by another, renewed within its duration as far as we have seen
+        transitions = int(spec.get("leaseTransitions") or 0)
+        ours = holder == self.identity
+        if not ours:
+            self.previous_holder = holder
+        patch = self._new_lease(
+            transitions=transitions if ours else transitions + 1,
+            acquired=spec.get("acquireTime") if ours else None,
+        )
+        patch["metadata"] = {"resourceVersion": lease["metadata"]["resourceVersion"]}  # a precondition: 409 if changed
+        updated = await self.client.patch(LEASES, self.name, patch, self.namespace)
+        self._observe(updated, now)
+        return True
+
+    def _new_lease(self, *, transitions: int, acquired: str | None = None) -> dict[str, Any]:
+        now = kube_micro_time(self.wall())
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": self.timing.lease_seconds,
+                "acquireTime": acquired or now,
+                "renewTime": now,
+                "leaseTransitions": transitions,
+            },
+        }
+
+    def _observe(self, lease: Mapping[str, Any], now: float) -> None:
+        spec, metadata = lease.get("spec") or {}, lease.get("metadata") or {}
+        # Any write is a sign of life (a renewal changes renewTime and, always, resourceVersion).
+        record = (spec.get("holderIdentity") or "", spec.get("renewTime"), metadata.get("resourceVersion", ""))
+        if record != self._observed:
+            self._observed, self._observed_at = record, now
+        self._observed_version = metadata.get("resourceVersion", "")
+        self.lease_uid = metadata.get("uid", "")
+
+    # -- running ---------------------------------------------------------------------------
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name=f"leader election {self.namespace}/{self.name}")
+        return self._task
+
+    async def run(self) -> None:
+        """Campaign, lead while renewals succeed, campaign again: until cancelled."""
+        while True:
+            await self.try_acquire_or_renew()
+            self._announce()
+            period = self.timing.retry_period
+            if not self.leading:
+                period *= 1 + JITTER * self.jitter()
+            # A leader whose renewals fail wakes at its deadline, to announce the loss on time.
+            wake = min(period, self.valid_until - self.clock()) if self.leading else period
+            await asyncio.sleep(max(wake, 0))
+            self._announce()
+
+    def _announce(self) -> None:
+        leading = self.is_leader()
+        if leading == self.leading:
+            return
+        self.leading = leading
+        if leading:
+            self.transitions += 1
+            logger.info("%s leads (Lease %s/%s)", self.identity, self.namespace, self.name)
+        else:
+            logger.warning("%s no longer leads (Lease %s/%s)", self.identity, self.namespace, self.name)
+        callback = self.on_started_leading if leading else self.on_stopped_leading
+        previous = self._callbacks
+
+        async def in_order() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            try:
+                await callback()
+            except Exception:  # a callback's bug must not stop the election
+                logger.exception("leadership callback failed")
+
+        self._callbacks = asyncio.create_task(in_order(), name="leadership callbacks")
+
+    async def resign(self) -> None:
+        """Stop campaigning and writing at once (the Lease is still ours: release() frees it)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.valid_until = 0.0
+        self._announce()
+        if self._callbacks is not None:
+            await asyncio.gather(self._callbacks, return_exceptions=True)
+
+    async def release(self) -> None:
+        """Give the Lease up, if we still hold it: holder empty, duration 1 s (client-go's
+        ReleaseOnCancel), conditioned on the version we wrote, so that a Lease another took is kept."""
+        if self.holder != self.identity or not self._observed_version:
+            return
+        now = kube_micro_time(self.wall())
+        patch = {
+            "metadata": {"resourceVersion": self._observed_version},
+            "spec": {"holderIdentity": "", "leaseDurationSeconds": 1, "acquireTime": now, "renewTime": now},
+        }
+        try:
+            await asyncio.wait_for(
+                self.client.patch(LEASES, self.name, patch, self.namespace), self.timing.renew_deadline
+            )
+        except (ApiError, TimeoutError, OSError) as error:
+            logger.warning("could not release the leader Lease %s/%s: %s", self.namespace, self.name, error)
+            return
+        self._observed = None
+        logger.info("%s released the leader Lease %s/%s", self.identity, self.namespace, self.name)
+
+
+class LeaderOnlyClient(KubeClient):
+    """A view of `client` (its session, credentials and requests) whose writes go out only while
+    `elector` leads: any method but a read raises NotLeader before a byte is sent."""
+
+    def __init__(self, client: KubeClient, elector: LeaderElector) -> None:  # a view: nothing of its own
+        self.inner = client
+        self.elector = elector
+
+    def __getattr__(self, name: str) -> Any:  # what the view does not override is the client's
+        return getattr(self.inner, name)
+
+    @property
+    def session(self) -> Any:
+        return self.inner.session
+
+    def refresh_credentials(self) -> bool:
+        return self.inner.refresh_credentials()
+
+    def as_token_holder(self, token: str) -> KubeClient:
+        return self.inner.as_token_holder(token)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if method not in READ_METHODS:
+            self.elector.check_leading(method, path)
+        return await self.inner.request(method, path, **kwargs)
+
+    async def close(self) -> None:
+        return None  # the session is the client's to close
