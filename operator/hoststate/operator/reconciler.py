@@ -253,7 +253,9 @@ class Reconciler:
             if since is not None:
                 self.metrics.fanout_duration.observe(asyncio.get_running_loop().time() - since)
         else:
-            raise RuntimeError(f"{len(failures)} of {len(stale)} servers on {host} not patched: {failures[0]}")
+            raise RuntimeError(
+                f"{len(failures)} of {len(stale)} servers on {host} not patched: {failures[0]}"
+            ) from failures[0]  # a NotLeader cause makes the Coalescer drop the job
 
     async def _patch_server(self, key: ServerKey) -> None:
         async with self._patches:
