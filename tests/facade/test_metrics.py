@@ -1,5 +1,6 @@
-"""The facade's /metrics and /healthz: request counts and latencies by route pattern, and a
-health check that turns 200 only once the watch cache has synced (503 before)."""
+"""The facade's /metrics, /readyz and /healthz: request counts and latencies by route pattern, a
+readiness check that turns 200 only once the watch cache has synced (503 before), and a liveness
+check that says live meanwhile."""
 
 from __future__ import annotations
 
@@ -142,16 +143,17 @@ def facade_process(
     process.stop()
 
 
-def test_healthz_503_until_the_cache_syncs_then_200(
+def test_readyz_503_until_the_cache_syncs_then_200_while_healthz_says_live(
     facade_process: tuple[HoststateProcess, int, int, str], api_client: k8s.ApiClient
 ) -> None:
     process, api_port, metrics_port, namespace = facade_process
     metrics_url = f"http://127.0.0.1:{metrics_port}"
     # Its ServiceAccount may not list ComputeServices yet: the cache cannot sync.
-    status, body = wait_for(lambda: answered(metrics_url + "/healthz"), what="/healthz")
+    status, body = wait_for(lambda: answered(metrics_url + "/readyz"), what="/readyz")
     assert status == 503, body
     process.wait_for_output("403")
-    assert get(metrics_url + "/healthz")[0] == 503
+    assert get(metrics_url + "/readyz")[0] == 503
+    assert get(metrics_url + "/healthz")[0] == 200  # live: its watches keep trying (no restart for slow lists)
     assert get(metrics_url + "/metrics")[0] == 200
     assert get(f"http://127.0.0.1:{api_port}/")[0] == 0  # the API port opens only once synced
 
@@ -175,7 +177,8 @@ def test_healthz_503_until_the_cache_syncs_then_200(
             subjects=[k8s.RbacV1Subject(kind="ServiceAccount", name="facade", namespace=namespace)],
         )
     )
-    wait_for(lambda: get(metrics_url + "/healthz")[0] == 200, timeout=90, what="/healthz to turn 200")
+    wait_for(lambda: get(metrics_url + "/readyz")[0] == 200, timeout=90, what="/readyz to turn 200")
+    assert get(metrics_url + "/healthz")[0] == 200
 
     status, _ = wait_for(lambda: answered(f"http://127.0.0.1:{api_port}/"), what="the API port")
     assert status == 200

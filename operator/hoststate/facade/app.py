@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..kube import KubeClient
+from ..kube.health import informers_live, informers_ready
 from ..prometheus import FacadeMetrics, serve_metrics
 from ..resources.lease import DEFAULT_LEASE_NAMESPACE
 from .auth import Authenticator
@@ -157,12 +158,19 @@ def create_app(
 
 
 def serve_metrics_while_running(app: web.Application, host: str, port: int) -> None:
-    """/metrics and /healthz on `host`:`port` from before the cache syncs (so /healthz says 503
-    until it has) until the app stops. Healthy: the cache has synced and its watches still run."""
+    """/metrics, /healthz and /readyz on `host`:`port` from before the cache syncs until the app
+    stops. Ready (/readyz): the cache has listed everything. Live (/healthz): its watches run and
+    make progress (kube/health.py), also while the first lists are still loading."""
     state = app[STATE]
 
     async def metrics_server(app: web.Application) -> AsyncIterator[None]:
-        runner = await serve_metrics(app[METRICS].registry, host, port, healthy=lambda: state.healthy)
+        runner = await serve_metrics(
+            app[METRICS].registry,
+            host,
+            port,
+            healthy=lambda: informers_live(state.informers),
+            ready=lambda: informers_ready(state.informers),
+        )
         try:
             yield
         finally:
