@@ -14,6 +14,8 @@ import signal
 import time
 from datetime import UTC, datetime
 
+import kopf
+
 from ..kube import LEASES, ApiError, KubeClient
 from ..resources.computeservice import service_name
 from ..resources.lease import heartbeat_lease, renewal_patch
@@ -67,15 +69,18 @@ async def heartbeat_forever(
             await asyncio.wait_for(stop.wait(), timeout=config.report_interval)
 
 
-async def run_agent(config: AgentConfig, stop: asyncio.Event | None = None) -> None:
-    """Until SIGINT or SIGTERM (the command), or until `stop` is set (an agent run in-process)."""
+async def run_agent(
+    config: AgentConfig, stop: asyncio.Event | None = None, info: kopf.ConnectionInfo | None = None
+) -> None:
+    """Until SIGINT or SIGTERM (the command), or until `stop` is set (an agent run in-process,
+    with the credentials `info` or else found as KubeClient finds them)."""
     driver = guest_driver(config)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-    async with KubeClient(max_connections=min(len(config.hosts), 32)) as client:
+    async with KubeClient(info, max_connections=min(len(config.hosts), 32)) as client:
         logger.info(
             "heartbeating %d service(s) every %gs into Leases in %s; guest driver %s",
             len(config.hosts),
