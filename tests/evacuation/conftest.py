@@ -16,10 +16,12 @@ import pytest
 from kubernetes import client as k8s
 
 from hoststate import API_GROUP
-from hoststate.devcluster.processes import wait_for
+from hoststate.devcluster import DevCluster
+from hoststate.devcluster.processes import HoststateProcess, wait_for
 from hoststate.domain.evacuation import EVACUATION_ANNOTATION, HA_LABEL
 from tests.kubeobjects import compute_service, server
 from tests.support.facade import RunningFacade, http, make_admin, make_tenant
+from tests.support.processes import REPORT_INTERVAL
 
 G, V = API_GROUP, "v1alpha1"
 EVACUATION_ADMIN_ROLE = "hoststate-evacuation-test-admin"
@@ -161,3 +163,25 @@ def action(
 @pytest.fixture
 def wait_synced(facade: RunningFacade) -> Iterator[Any]:
     yield facade.sync
+
+
+@pytest.fixture
+def cleaning_agents(cluster: DevCluster, lease_namespace: str) -> Iterator[Any]:
+    """Start `hoststate agent` for a host with the exec guest driver running `command`; stopped after the test."""
+    started: list[HoststateProcess] = []
+
+    def start(host: str, command: str) -> HoststateProcess:
+        args = [
+            "agent",
+            f"--report-interval={REPORT_INTERVAL}",
+            f"--lease-namespace={lease_namespace}",
+            f"--host={host}",
+            "--guest-driver=exec",
+            f"--exec-command={command}",
+        ]
+        started.append(HoststateProcess(args, cluster.kubeconfig, "agent").start())
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()

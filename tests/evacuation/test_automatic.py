@@ -155,7 +155,13 @@ def test_storm_guard(
 
 
 def test_force_up_guard(
-    operator: HoststateProcess, facade: RunningFacade, fleet: Fleet, tokens: Tokens, agents, namespace: str
+    operator: HoststateProcess,
+    facade: RunningFacade,
+    fleet: Fleet,
+    tokens: Tokens,
+    agents,
+    cleaning_agents,
+    namespace: str,
 ) -> None:
     source = fleet.host("src")
     facade.sync(fleet.create_service(source, forcedDown=True))
@@ -173,8 +179,7 @@ def test_force_up_guard(
     refused = http(url, "PUT", token=tokens.admin, version="2.53", body={"forced_down": False})
     assert refused.status == 400
     message = refused.body["badRequest"]["message"]
-    assert message.startswith(f"Unable to force up host {source} as evacuations from the host are not yet confirmed")
-    assert f"{namespace}/vm" in message
+    assert message.startswith(f"Unable to force up host {source} as `done` evacuation migration records remain")
     legacy = http(
         f"{facade.url}/v2.1/os-services/force-down",
         "PUT",
@@ -190,12 +195,19 @@ def test_force_up_guard(
     event = fleet.wait_event("default", fleet.service_name(source), "ForceUpWithPendingEvacuations")[0]
     assert event.type == "Warning" and f"{namespace}/vm" in event.message
 
-    # Confirmed once the server is UP on its target: force-up is allowed again.
+    # Confirmed once the server is UP on its target, and still refused: the source may run it.
     fleet.patch_service(source, forcedDown=True)
     fleet.patch_service(dest, disabled=False)
     fleet.wait_evacuation("vm", "done")
     facade.sync(fleet.server("vm"))
     facade.sync(fleet.service(source))
+    assert http(url, "PUT", token=tokens.admin, version="2.53", body={"forced_down": False}).status == 400
+
+    # Completed once the source's agent has cleaned up (here a guest driver with nothing to do):
+    # force-up is allowed again.
+    cleaning_agents(source, "true")
+    fleet.wait_evacuation("vm", "completed")
+    facade.sync(fleet.server("vm"))
     allowed = http(url, "PUT", token=tokens.admin, version="2.53", body={"forced_down": False})
     assert allowed.status == 200, allowed.body
     assert allowed.body["service"]["forced_down"] is False

@@ -219,25 +219,13 @@ print("guest", server, "gone")
 """
 
 
-def exec_agent(cluster: DevCluster, host: str, script: Path) -> HoststateProcess:
-    args = [
-        "agent",
-        f"--report-interval={REPORT_INTERVAL}",
-        f"--lease-namespace={LEASE_NAMESPACE}",
-        f"--host={host}",
-        "--guest-driver=exec",
-        f"--exec-command={sys.executable} {script}",
-    ]
-    return HoststateProcess(args, cluster.kubeconfig, "agent").start()
-
-
 def test_an_agent_restarted_midway_completes_each_record_once(
     operator: HoststateProcess,
     facade: RunningFacade,
     fleet: Fleet,
     tokens: Tokens,
     agents,
-    cluster: DevCluster,
+    cleaning_agents,
     namespace: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -257,7 +245,7 @@ def test_an_agent_restarted_midway_completes_each_record_once(
     for variable, value in ("CALLS", calls), ("BLOCK", block), ("BLOCKED_SERVER", second["metadata"]["uid"]):
         monkeypatch.setenv(variable, str(value))  # the agents' environment, their commands'
 
-    agent = exec_agent(cluster, source, script)
+    agent = cleaning_agents(source, f"{sys.executable} {script}")
     fleet.wait_evacuation("a-first", "completed")
     wait_for(lambda: calls.exists() and len(calls.read_text().split()) == 2, what="the second cleanup started")
     agent.stop()  # midway: the second guest's command never finished
@@ -265,7 +253,7 @@ def test_an_agent_restarted_midway_completes_each_record_once(
     assert renew_time(api_client, source) is None  # no heartbeat before the cleanup is done
 
     block.unlink()
-    exec_agent(cluster, source, script)
+    cleaning_agents(source, f"{sys.executable} {script}")
     record = fleet.wait_evacuation("b-second", "completed")
     assert f"guest {second['metadata']['uid']} gone" in record["message"]
     # The first was not cleaned up again; the second twice (the command must be idempotent).
