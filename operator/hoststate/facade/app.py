@@ -17,6 +17,7 @@ from ..resources.lease import DEFAULT_LEASE_NAMESPACE
 from .auth import Authenticator
 from .cache import ClusterState
 from .controllers import versions
+from .controllers.migrations import MigrationController
 from .controllers.server_actions import ServerActionController
 from .controllers.servers import ServerController
 from .controllers.services import ServiceController
@@ -64,6 +65,7 @@ def add_routes(
     services: ServiceController,
     servers: ServerController,
     actions: ServerActionController | None = None,
+    migrations: MigrationController | None = None,
 ) -> None:
     app.router.add_get("/", versions.index, name="versions")
     app.router.add_get("/v2.1", versions.show_v21, name="version_v21")
@@ -83,6 +85,8 @@ def add_routes(
         app.router.add_get(f"{prefix}/servers/{{server_id}}", servers.show)
         if actions is not None:
             app.router.add_post(f"{prefix}/servers/{{server_id}}/action", actions.action)
+        if migrations is not None:
+            app.router.add_get(f"{prefix}/os-migrations", migrations.index)
 
 
 def add_identity_routes(app: web.Application, state: ClusterState) -> None:
@@ -145,6 +149,7 @@ def create_app(
         ServiceController(state, policy, kube),
         ServerController(state, policy),
         ServerActionController(state, policy, kube),
+        MigrationController(state, policy),
     )
     add_identity_routes(app, state)
 

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from oslo_policy import policy
 
-from . import base, evacuate, extended_server_attributes, servers, services
+from . import base, evacuate, extended_server_attributes, migrations, servers, services
 
 
 def list_rules() -> list[policy.RuleDefault]:
-    return [*base.RULES, *services.RULES, *servers.RULES, *extended_server_attributes.RULES, *evacuate.RULES]
+    return [
+        *base.RULES,
+        *services.RULES,
+        *servers.RULES,
+        *extended_server_attributes.RULES,
+        *evacuate.RULES,
+        *migrations.RULES,
+    ]
