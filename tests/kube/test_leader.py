@@ -186,6 +186,7 @@ async def test_the_leader_only_client_refuses_writes_unless_leading(kube: FakeKu
     assert (await writer.get(SERVERS, "vm", "t"))["metadata"]["name"] == "vm"  # reads pass
     assert await a.try_acquire_or_renew()
     await writer.patch(SERVERS, "vm", {"status": {"hostStatus": "UP"}}, "t", subresource="status")
+    assert kube.requests("PATCH", path_prefix=SERVERS.path("t"))[-1].params == {"fieldManager": "a"}  # the writer
     clock.now += TIMING.renew_deadline
     with pytest.raises(NotLeader):
         await writer.create(SERVERS, {"metadata": {"name": "vm2"}}, "t")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -49,6 +51,25 @@ class Operator:
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
+    def identity(self) -> str:
+        """Its leader-election candidate name: the Lease's holder, and the fieldManager of its writes."""
+        assert self.process is not None
+        found = re.search(r"hoststate operator started: .*, candidate (\S+)", self.process.output())
+        assert found, "the operator has not started"
+        return found.group(1)
+
+    def metric(self, name: str) -> float | None:
+        """A metric's value (without labels) from its /metrics, or None when not exported."""
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            text = response.read().decode()
+        found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+        return float(found.group(1)) if found else None
+
+    @property
+    def leading(self) -> bool:
+        return self.metric("hoststate_leader") == 1.0
 
     def ensure_running(self) -> HoststateProcess:
         if self.process is None or not self.process.running:

@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 JITTER = 0.2
 # Methods that change nothing: allowed to standbys.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Methods that record a field manager in managedFields.
+MANAGED_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,9 @@ class LeaderElector:
 
 class LeaderOnlyClient(KubeClient):
     """A view of `client` (its session, credentials and requests) whose writes go out only while
-    `elector` leads: any method but a read raises NotLeader before a byte is sent."""
+    `elector` leads: any method but a read raises NotLeader before a byte is sent. Writes that take
+    a field manager name the elector's identity (the Lease's holder): managedFields say which
+    replica wrote, unless the caller names another manager."""
 
     def __init__(self, client: KubeClient, elector: LeaderElector) -> None:  # a view: nothing of its own
         self.inner = client
@@ -312,10 +316,14 @@ class LeaderOnlyClient(KubeClient):
     def as_token_holder(self, token: str) -> KubeClient:
         return self.inner.as_token_holder(token)
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def request(
+        self, method: str, path: str, *, params: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         if method not in READ_METHODS:
             self.elector.check_leading(method, path)
-        return await self.inner.request(method, path, **kwargs)
+        if method in MANAGED_METHODS:
+            params = {"fieldManager": self.elector.identity[:128], **(params or {})}
+        return await self.inner.request(method, path, params=params, **kwargs)
 
     async def close(self) -> None:
         return None  # the session is the client's to close

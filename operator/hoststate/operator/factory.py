@@ -81,10 +81,11 @@ class Operator:
         self.tasks.append(self.evacuator.start())
         self.tasks.append(asyncio.create_task(self.campaign(), name="campaign"))
         logger.info(
-            "hoststate operator started: down time %gs, fan-out concurrency %d, leases in %s",
+            "hoststate operator started: down time %gs, fan-out concurrency %d, leases in %s, candidate %s",
             self.config.down_time,
             self.config.fanout_concurrency,
             self.config.lease_namespace,
+            self.elector.identity,
         )
 
     @property
