@@ -31,7 +31,7 @@ from hoststate.notifications.subscriptions import SubscriptionSpec
 from hoststate.notifications.url_policy import origin
 from hoststate.prometheus import OperatorMetrics
 
-from .test_logic import T0, _Keys, _Metrics, body
+from .test_logic import T0, FakeFleet, _Keys, _Metrics, body
 
 LOCAL_RECEIVERS = EgressPolicy(allowed=parse_cidrs(["127.0.0.1/32"]))
 CLUSTER = parse_cidrs(["34.118.224.0/20"])  # a cluster's Service range, public addresses as GKE may use
@@ -291,7 +291,9 @@ async def test_the_connector_refuses_what_the_url_check_would_let_through(
     deliverer = Deliverer(None, _Metrics(), keys=_Keys(), resolver=resolver)  # type: ignore[arg-type]
     try:
         with pytest.raises(aiohttp.ClientError) as caught:
-            await deliverer.session.post(url.format(port=receiver.port), data=b"{}", timeout=aiohttp.ClientTimeout(5))
+            await deliverer.session("tenant-a").post(
+                url.format(port=receiver.port), data=b"{}", timeout=aiohttp.ClientTimeout(5)
+            )
     finally:
         await deliverer.close()
     assert client_failure(caught.value).category in ("AddressNotAllowed", "InvalidURL")
@@ -343,7 +345,7 @@ async def test_a_timeout_is_a_category(deliverer_factory, monkeypatch: pytest.Mo
     def post(*_: Any, **__: Any) -> Any:
         raise aiohttp.ServerTimeoutError("Timeout on reading data from socket")
 
-    monkeypatch.setattr(deliverer.session, "post", post)
+    monkeypatch.setattr(deliverer.session("tenant-a"), "post", post)
     outcome = await attempt(deliverer, "http://slow.tenant-a.svc/hook")
     assert (outcome.error, outcome.retryable) == ("Timeout: no answer within 5s", True)
 
@@ -376,8 +378,9 @@ async def test_a_bad_key_is_reported_without_its_length(value: str, reason: str,
 
 async def test_the_log_shows_a_webhooks_origin_only(caplog: pytest.LogCaptureFixture) -> None:
     subscription = body(url="https://u:pw@hooks.example.com:8443/t/0123456789abcdef?token=s3cret")
-    notifier = Notifier(None, OperatorMetrics(), lambda *_: None, keys=_Keys())  # type: ignore[arg-type]
+    notifier = Notifier(None, OperatorMetrics(), FakeFleet(), keys=_Keys())  # type: ignore[arg-type]
     with caplog.at_level(logging.DEBUG, logger="hoststate.notifications"):
+        await notifier.start_delivering()
         notifier._subscription_event("ADDED", None, subscription)
         await notifier.stop()
     assert "delivering to https://hooks.example.com:8443" in caplog.text

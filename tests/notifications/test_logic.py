@@ -24,6 +24,7 @@ from hoststate.notifications.cloudevents import (
 from hoststate.notifications.delivery import (
     BACKOFF_CAP,
     Channel,
+    NamespacePool,
     Outcome,
     Pending,
     backoff_delay,
@@ -270,6 +271,13 @@ class ScriptedDeliverer:
         self.metrics = _Metrics()
         self.keys = _Keys()
         self.client = _NoStatusWrites()
+        self.pools: dict[str, NamespacePool] = {}
+
+    def pool(self, namespace: str) -> NamespacePool:
+        return self.pools.setdefault(namespace, NamespacePool())
+
+    async def release(self, namespace: str) -> None:
+        pass
 
     def url_refusal(self, _url: str) -> None:
         return None
@@ -309,6 +317,28 @@ class _Keys:
 class _NoStatusWrites:
     async def patch(self, *_, **__):
         return {}
+
+
+class FakeFleet:
+    """The Reconciler as the Notifier reads it: recorded host transitions and servers per host."""
+
+    def __init__(self) -> None:
+        self.transitions: list = []
+        self.servers: dict[str, list] = {}
+        self.labels: dict[tuple[str, str], dict[str, str]] = {}
+        self.unrecorded_since = None
+
+    def recorded_transitions(self) -> list:
+        return sorted(self.transitions, key=lambda t: t.time)
+
+    def oldest_unrecorded(self):
+        return self.unrecorded_since
+
+    def servers_on_host(self, host: str) -> list:
+        return self.servers.get(host, [])
+
+    def labels_of(self, namespace: str, name: str):
+        return self.labels.get((namespace, name), {})
 
 
 async def test_channel_delivers_each_servers_events_in_order_despite_retries(monkeypatch) -> None:

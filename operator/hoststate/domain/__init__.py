@@ -10,19 +10,29 @@ from .hoststatus import (
     service_view,
 )
 from .liveness import effective_service_down_time, heartbeat_deadline, service_is_up
-from .transitions import TRANSITION_REASONS, ServerTransition, transition_reason
+from .transitions import (
+    TRANSITION_REASONS,
+    HostTransition,
+    ServerTransition,
+    host_transition_id,
+    server_event_id,
+    transition_reason,
+)
 
 __all__ = [
     "COMPUTE_BINARY",
     "DEFAULT_ZONE",
     "HOST_STATUSES",
     "HostStatus",
+    "HostTransition",
     "ServiceFacts",
     "ServerTransition",
     "TRANSITION_REASONS",
     "effective_service_down_time",
     "heartbeat_deadline",
     "host_status",
+    "host_transition_id",
+    "server_event_id",
     "service_is_up",
     "service_view",
     "transition_reason",

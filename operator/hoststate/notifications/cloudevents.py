@@ -6,7 +6,9 @@ parsing it, with the key from the subscription's Secret:
     expected = "sha256=" + hmac.new(key, raw_body, hashlib.sha256).hexdigest()
     hmac.compare_digest(expected, request.headers["X-Hoststate-Signature"])
 
-and drops duplicates by the event's `id` (a retried event keeps its id). The body carries
+and drops duplicates by the event's `id` (a retried or redelivered event keeps its id: ids are
+UUIDv5s of the host transition and the Server). In batched mode the body is a JSON array of the
+same events, signed as a whole. The body carries
 `time`; a receiver that fears replays rejects events older than it cares for.
 """
 
@@ -15,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import uuid
 from typing import Any
 
 from .. import API_GROUP, API_VERSION
@@ -24,12 +25,10 @@ from ..kubetime import kube_micro_time
 
 EVENT_TYPE = "io.hoststate.server.hoststatus.changed"
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+# CloudEvents' batched content mode (JSON format spec, section 4): a JSON array of structured events.
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json; charset=utf-8"
 SIGNATURE_HEADER = "X-Hoststate-Signature"
 SIGNATURE_PREFIX = "sha256="
-
-
-def new_event_id() -> str:
-    return str(uuid.uuid4())
 
 
 def build_event(transition: ServerTransition, event_id: str) -> dict[str, Any]:
@@ -60,6 +59,11 @@ def build_event(transition: ServerTransition, event_id: str) -> dict[str, Any]:
 def encode(event: dict[str, Any]) -> bytes:
     """The exact bytes sent (and signed)."""
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def encode_batch(bodies: list[bytes]) -> bytes:
+    """A batch of encoded events: the JSON array of them, as sent (and signed) in batched mode."""
+    return b"[" + b",".join(bodies) + b"]"
 
 
 def sign(key: bytes, body: bytes) -> str:

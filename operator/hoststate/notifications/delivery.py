@@ -1,13 +1,17 @@
-"""Delivery of a subscription's events: per-server FIFO queues, bounded retries with
-exponential backoff, one shared HTTP session.
+"""Delivery of a subscription's events: FIFO queues, bounded retries with exponential backoff,
+one HTTP session per namespace.
 
-Ordering: each Server (by uid) has its own queue inside a subscription, drained by one task
-at a time; an event leaves its queue only when delivered or given up, so a later event of
-the same Server is never sent before an earlier one, even across retries. Servers do not
-wait for each other: a failing event holds back only its own Server's later events.
-Concurrency: at most `concurrency` attempts per subscription in flight (backoff sleeps hold
-no slot), and the session's connection limit across all subscriptions.
-Reach: the session connects only where the egress policy allows (egress.py), follows no
+Ordering: each Server (by uid; with PerHostTransition delivery, each host) has its own queue
+inside a subscription, drained by one task at a time; a request leaves its queue only when
+delivered or given up, so a later event of the same Server is never sent before an earlier one,
+even across retries. Servers do not wait for each other: a failing event holds back only its own
+Server's (or host's) later events.
+Fairness: at most `concurrency` attempts per subscription and NAMESPACE_IN_FLIGHT per namespace
+in flight (backoff sleeps hold no slot), each namespace with its own connection pool, and at most
+`max_pending` events queued per subscription and NAMESPACE_MAX_PENDING per namespace (beyond,
+new events are dropped and counted): one tenant's slow, failing or hanging webhooks hold only its
+own slots, connections and memory.
+Reach: the sessions connect only where the egress policy allows (egress.py), follow no
 redirect, and a failure is reported by its category (failures.py), never its text.
 """
 
@@ -19,7 +23,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +35,8 @@ from .cloudevents import CONTENT_TYPE, SIGNATURE_HEADER, sign
 from .egress import EgressPolicy
 from .failures import ADDRESS_NOT_ALLOWED, INVALID_URL, Failure, client_failure, http_failure, timeout_failure
 from .secrets import SigningKeyError, SigningKeys
-from .status import DeliveryState, StatusWriter
-from .subscriptions import SubscriptionSpec
+from .status import Acknowledgements, DeliveryState, StatusWriter
+from .subscriptions import PER_HOST_TRANSITION, SubscriptionSpec
 from .url_policy import host_address, url_problem
 
 if TYPE_CHECKING:
@@ -46,6 +50,9 @@ BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 60.0
 MAX_PENDING = 10_000  # events queued per subscription; beyond, new ones are dropped (and counted)
 CONCURRENCY = 16  # attempts in flight per subscription
+NAMESPACE_IN_FLIGHT = 32  # attempts in flight per namespace (all its subscriptions)
+NAMESPACE_CONNECTIONS = 32  # connections of a namespace's pool
+NAMESPACE_MAX_PENDING = 50_000  # events queued per namespace
 USER_AGENT = "hoststate-notifier"
 
 
@@ -60,9 +67,24 @@ def backoff_delay(retry: int, jitter: Callable[[], float] = random.random) -> fl
 
 @dataclass
 class Pending:
-    event_id: str
+    """One request: an event, or a batch of events (PerHostTransition)."""
+
+    event_id: str  # the event's id; a batch's: its host transition's
     body: bytes
     transition_time: datetime
+    transition_id: str = ""  # the host transition it belongs to ("" for a Server's own change)
+    events: int = 1
+    content_type: str = CONTENT_TYPE
+
+
+@dataclass
+class NamespacePool:
+    """A namespace's share: its connections and its in-flight and queued bounds."""
+
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(NAMESPACE_IN_FLIGHT))
+    queued: int = 0
+    users: int = 0
+    session: aiohttp.ClientSession | None = None
 
 
 READY = ("True", "Valid", "the URL and the signing key are usable")
@@ -85,7 +107,8 @@ class Outcome:
 
 
 class Deliverer:
-    """What all subscriptions share: the HTTP session (behind the egress policy), the signing keys, the metrics."""
+    """What all subscriptions share: the egress policy, the signing keys, the metrics; and one
+    connection pool per namespace, so that no tenant can hold another's connections."""
 
     def __init__(
         self,
@@ -101,32 +124,48 @@ class Deliverer:
         self.keys = keys or SigningKeys(client)
         self.egress = egress or EgressPolicy()
         self.resolver = resolver
-        self._session: aiohttp.ClientSession | None = None
+        self.pools: dict[str, NamespacePool] = {}
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def pool(self, namespace: str) -> NamespacePool:
+        """The namespace's pool, for one more subscription (give it back with release())."""
+        pool = self.pools.setdefault(namespace, NamespacePool())
+        pool.users += 1
+        return pool
+
+    async def release(self, namespace: str) -> None:
+        pool = self.pools.get(namespace)
+        if pool is None:
+            return
+        pool.users -= 1
+        if pool.users <= 0:
+            del self.pools[namespace]
+            if pool.session is not None:
+                await pool.session.close()
+
+    def session(self, namespace: str) -> aiohttp.ClientSession:
+        pool = self.pools.setdefault(namespace, NamespacePool())
+        if pool.session is None:
             # No proxies from the environment, no cookies; per-attempt timeouts are set per request.
             # Every address connected to, resolved or literal, passes the egress policy first.
             connector = aiohttp.TCPConnector(
-                limit=256,
-                limit_per_host=32,
+                limit=NAMESPACE_CONNECTIONS,
                 keepalive_timeout=30,
                 resolver=self.resolver,
                 socket_factory=self.egress.socket_factory,
             )
-            self._session = aiohttp.ClientSession(
+            pool.session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 headers={"User-Agent": USER_AGENT},
                 trust_env=False,
             )
-        return self._session
+        return pool.session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        pools, self.pools = self.pools, {}
+        for pool in pools.values():
+            if pool.session is not None:
+                await pool.session.close()
 
     def url_refusal(self, url: str) -> Failure | None:
         """Why no event will go to `url`, as far as the URL shows (its name is judged when connecting)."""
@@ -147,12 +186,12 @@ class Deliverer:
         except SigningKeyError as error:
             return Outcome(False, f"signing key: {error}", retryable=True, ready=("False", error.reason, str(error)))
         headers = {
-            "Content-Type": CONTENT_TYPE,
+            "Content-Type": pending.content_type,
             SIGNATURE_HEADER: sign(key, pending.body),
             "X-Hoststate-Delivery-Attempt": str(number),
         }
         try:
-            async with self.session.post(
+            async with self.session(spec.namespace).post(
                 spec.url,
                 data=pending.body,
                 headers=headers,
@@ -181,7 +220,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class Channel:
-    """One subscription's queues, workers and delivery state."""
+    """One subscription's queues, workers, delivery state and acknowledgements."""
 
     def __init__(
         self,
@@ -189,6 +228,8 @@ class Channel:
         deliverer: Deliverer,
         status: dict[str, Any] | None,
         *,
+        created: datetime | None = None,
+        unrecorded_since: Callable[[], datetime | None] = lambda: None,
         status_period: float = 5.0,
         concurrency: int = CONCURRENCY,
         max_pending: int = MAX_PENDING,
@@ -197,8 +238,12 @@ class Channel:
         self.deliverer = deliverer
         self.state = DeliveryState.from_status(status)
         self.state.generation = spec.generation
+        now = utcnow()
+        self.acks = Acknowledgements.from_status(status, created or now, now)
+        self.unrecorded_since = unrecorded_since
         self.max_pending = max_pending
         self.pending = 0
+        self.pool = deliverer.pool(spec.namespace)
         self._queues: dict[str, deque[Pending]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(concurrency)
@@ -242,50 +287,77 @@ class Channel:
             self.writer.mark(urgent=True)
 
     # -- events ----------------------------------------------------------------------
-    def offer(self, server_uid: str, pending: Pending) -> bool:
-        """Queue an event; False (and counted as failed) when the subscription's queue is full."""
-        if self.pending >= self.max_pending:
-            self.state.gave_up()
-            self.deliverer.metrics.notifications.labels(result="dropped").inc()
+    @property
+    def batched(self) -> bool:
+        return self.spec.delivery == PER_HOST_TRANSITION
+
+    def offer_transition(self, transition_id: str, decided: datetime, requests: list[tuple[str, Pending]]) -> None:
+        """Queue the requests (queue, request) of a host transition; none: nothing of it is for this
+        subscription (acknowledged at once)."""
+        if self.acks.offered(transition_id, decided, len(requests)):
             self.writer.mark()
+        for queue, pending in requests:
+            self.offer(queue, pending)
+
+    def offer(self, queue: str, pending: Pending) -> bool:
+        """Queue a request on `queue` (a server's uid, or a host); False (counted as dropped, and as given
+        up) when the subscription's or its namespace's queue is full."""
+        if self.pending + pending.events > self.max_pending or self.pool.queued >= NAMESPACE_MAX_PENDING:
+            self.state.dropped_events(pending.events)
+            self.deliverer.metrics.notifications.labels(result="dropped").inc(pending.events)
+            self._finished(pending)
+            self.writer.mark(urgent=True)
             return False
-        self.pending += 1
-        self._queues.setdefault(server_uid, deque()).append(pending)
-        if server_uid not in self._workers:
-            self._workers[server_uid] = asyncio.create_task(self._drain(server_uid), name=f"notify {server_uid}")
+        self.pending += pending.events
+        self.pool.queued += pending.events
+        self._queues.setdefault(queue, deque()).append(pending)
+        if queue not in self._workers:
+            self._workers[queue] = asyncio.create_task(self._drain(queue), name=f"notify {queue}")
         return True
 
-    async def _drain(self, server_uid: str) -> None:
-        queue = self._queues[server_uid]
+    def _finished(self, pending: Pending) -> None:
+        """Delivered, given up or dropped: acknowledged (a crash before then redelivers it)."""
+        if pending.transition_id and self.acks.finished(pending.transition_id):
+            self.writer.mark()
+
+    async def _drain(self, queue_name: str) -> None:
+        queue = self._queues[queue_name]
         try:
             while queue:
+                pending = queue[0]
                 try:
-                    await self._deliver(queue[0])
+                    await self._deliver(pending)
                 except Exception:  # a bug must not wedge this server's queue
                     logger.exception("subscription %s/%s: delivery failed", self.spec.namespace, self.spec.name)
-                    self.deliverer.metrics.notifications.labels(result="failed").inc()
-                    self.state.gave_up()
+                    self.deliverer.metrics.notifications.labels(result="failed").inc(pending.events)
+                    self.state.gave_up(pending.events)
                 queue.popleft()  # only now: the next event of this server waits for this one
-                self.pending -= 1
+                self.pending -= pending.events
+                self.pool.queued -= pending.events
+                self._finished(pending)
         finally:
             # No await between the empty check and here: an offer() in between sees the worker.
-            self._workers.pop(server_uid, None)
+            self._workers.pop(queue_name, None)
             if not queue:
-                self._queues.pop(server_uid, None)
+                self._queues.pop(queue_name, None)
 
     async def _deliver(self, pending: Pending) -> None:
         metrics = self.deliverer.metrics
         retry = 0
         while True:
-            async with self._slots:
+            async with self._slots, self.pool.slots:
                 outcome = await self.deliverer.attempt(self.spec, pending, retry + 1)
             now = utcnow()
             if outcome.ready is not None and self.state.set_condition("Ready", *outcome.ready, now):
                 self.writer.mark(urgent=True)
             if outcome.ok:
-                metrics.notifications.labels(result="delivered").inc()
-                metrics.notification_latency.observe(max(0.0, (now - pending.transition_time).total_seconds()))
-                self.writer.mark(urgent=self.state.succeeded(now))
+                metrics.notifications.labels(result="delivered").inc(pending.events)
+                latency = max(0.0, (now - pending.transition_time).total_seconds())
+                for _ in range(pending.events):
+                    metrics.notification_latency.observe(latency)
+                urgent = self.state.succeeded(now)
+                self.state.delivered += pending.events - 1
+                self.writer.mark(urgent=urgent)
                 return
             self.writer.mark(urgent=self.state.attempt_failed(outcome.error, now))
             if not outcome.retryable or retry >= self.spec.max_retries:
@@ -297,8 +369,8 @@ class Channel:
                     retry + 1,
                     outcome.error,
                 )
-                metrics.notifications.labels(result="failed").inc()
-                self.state.gave_up()
+                metrics.notifications.labels(result="failed").inc(pending.events)
+                self.state.gave_up(pending.events)
                 self.writer.mark(urgent=True)  # a lost event is worth telling at once
                 return
             metrics.notification_retries.inc()
@@ -311,23 +383,35 @@ class Channel:
     # -- status -------------------------------------------------------------------------
     async def _write_status(self) -> None:
         spec = self.spec
+        self.acks.compact(self.unrecorded_since())
+        patch = self.state.patch()
+        patch["status"].update(self.acks.patch())
         try:
             await self.deliverer.client.patch(
-                HOST_STATUS_SUBSCRIPTIONS, spec.name, self.state.patch(), spec.namespace, subresource="status"
+                HOST_STATUS_SUBSCRIPTIONS, spec.name, patch, spec.namespace, subresource="status"
             )
         except ApiError as error:
             if error.status != 404:  # deleted meanwhile: nothing to report to
                 raise
 
-    async def close(self) -> int:
-        """Stop delivering; return how many events were still queued (dropped)."""
+    async def close(self, *, deleted: bool = True, flush_timeout: float = 2.0) -> int:
+        """Stop delivering; return how many events were still queued. `deleted`: the subscription is
+        gone (they are dropped, counted); otherwise they stay unacknowledged for whoever delivers next,
+        and the acknowledgements so far are written once (within `flush_timeout`)."""
         tasks = [*self._workers.values(), *([self._check] if self._check else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.writer.stop()
+        if not deleted:
+            try:
+                await asyncio.wait_for(self._write_status(), flush_timeout)
+            except (Exception, TimeoutError) as error:  # the next leader redelivers: duplicates, not losses
+                logger.warning("subscription %s/%s: final status not written: %s", *self.spec.key, error)
         self.deliverer.keys.forget(self.spec.namespace, self.spec.secret_name)
-        dropped, self.pending = self.pending, 0
-        if dropped:
-            self.deliverer.metrics.notifications.labels(result="dropped").inc(dropped)
-        return dropped
+        await self.deliverer.release(self.spec.namespace)
+        left, self.pending = self.pending, 0
+        self.pool.queued -= left
+        if left and deleted:
+            self.deliverer.metrics.notifications.labels(result="dropped").inc(left)
+        return left

@@ -1,30 +1,59 @@
-"""The notifier: subscriptions from a watch cache, Server transitions in, signed CloudEvents out.
+"""The notifier: subscriptions from a watch cache, host and Server transitions in, signed CloudEvents out.
 
-`on_transition` is the Reconciler's transition listener. It runs on the fan-out's path, so it
-only matches and queues (no I/O, no await); delivery runs in each subscription's Channel.
+`on_host_transition` is the Reconciler's host transition listener: it is called once a host
+transition is recorded in its ComputeService's status, with the transitions of every server on
+the host, before their status writes. `on_transition` gets the Server transitions the operator
+writes; those a host transition announced are skipped, the others (a Server created, or moved)
+are sent as they are written. Both run on the operator's path, so they only match and queue (no
+I/O, no await); delivery runs in each subscription's Channel.
+
+Only while delivering (`start_delivering` .. `stop_delivering`, the leader's part) are there
+Channels; a standby keeps the subscriptions' cache. `start_delivering` first redelivers, with the
+same ids, every recorded host transition a subscription has not acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
 
-from ..domain.transitions import ServerTransition
-from ..kube import HOST_STATUS_SUBSCRIPTIONS, KubeClient
+from ..domain.transitions import HostTransition, ServerTransition
+from ..kube import HOST_STATUS_SUBSCRIPTIONS, ApiError, KubeClient
 from ..kube.informer import Informer
+from ..kubetime import parse_kube_time
 from ..prometheus import OperatorMetrics
-from .cloudevents import build_event, encode, new_event_id
-from .delivery import Channel, Deliverer, Pending
+from .cloudevents import BATCH_CONTENT_TYPE, build_event, encode, encode_batch
+from .delivery import Channel, Deliverer, Pending, utcnow
 from .egress import EgressPolicy
 from .secrets import SigningKeys
+from .status import Condition, DeliveryState
 from .subscriptions import SubscriptionKey, SubscriptionSpec
 from .url_policy import origin
 
 logger = logging.getLogger(__name__)
 
-LabelsOf = Callable[[str, str], Mapping[str, str] | None]  # (namespace, name) -> the Server's labels
+# Served per namespace, oldest first; the others get Ready=False, TooManySubscriptions.
+MAX_SUBSCRIPTIONS_PER_NAMESPACE = 100
+BATCH_MAX = 1000  # events in one PerHostTransition request; a bigger host takes several
+TOO_MANY = "TooManySubscriptions"
+
+
+class ServerView(Protocol):
+    key: tuple[str, str]
+    uid: str
+
+
+class FleetView(Protocol):
+    """What the notifier reads of the operator's indexes (the Reconciler)."""
+
+    def recorded_transitions(self) -> list[HostTransition]: ...
+    def oldest_unrecorded(self) -> datetime | None: ...
+    def servers_on_host(self, host: str) -> Iterable[ServerView]: ...
+    def labels_of(self, namespace: str, name: str) -> Mapping[str, str] | None: ...
 
 
 class Notifier:
@@ -32,28 +61,32 @@ class Notifier:
         self,
         client: KubeClient,
         metrics: OperatorMetrics,
-        labels_of: LabelsOf,
+        fleet: FleetView,
         *,
         namespaces: tuple[str, ...] = (),
         keys: SigningKeys | None = None,
         egress: EgressPolicy | None = None,
         status_period: float = 5.0,
+        max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_NAMESPACE,
     ) -> None:
+        self.client = client
         self.metrics = metrics
-        self.labels_of = labels_of
+        self.fleet = fleet
         self.status_period = status_period
+        self.max_subscriptions = max_subscriptions
         self.deliverer = Deliverer(client, metrics, keys=keys, egress=egress)
-        self.channels: dict[SubscriptionKey, Channel] = {}
+        self.bodies: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # namespace -> name -> object
+        self.channels: dict[SubscriptionKey, Channel] = {}  # the served subscriptions, while delivering
         self.by_namespace: dict[str, set[str]] = {}
-        self._closing: set[asyncio.Task[None]] = set()
+        self.delivering = False
+        self._background: set[asyncio.Task[Any]] = set()
         self.informers = [Informer(client, HOST_STATUS_SUBSCRIPTIONS, ns) for ns in (namespaces or [None])]
         for informer in self.informers:
             informer.add_handler(self._subscription_event)
         metrics.notifications_pending.set_function(self.pending)
 
     def start(self) -> list[asyncio.Task[None]]:
-        """Start watching subscriptions (without waiting: events before the first list go nowhere,
-        as they would with no subscription)."""
+        """Start watching subscriptions (without waiting: nothing is delivered before start_delivering)."""
         return [informer.start() for informer in self.informers]
 
     async def wait_synced(self, timeout: float) -> bool:
@@ -69,27 +102,90 @@ class Notifier:
     def pending(self) -> int:
         return sum(channel.pending for channel in self.channels.values())
 
+    # -- leadership -----------------------------------------------------------------------
+    async def start_delivering(self) -> None:
+        """Serve the subscriptions and redeliver what they have not acknowledged of the recorded host
+        transitions (to the servers on each host now), with the same ids. Call it once the servers
+        are indexed. Nothing awaits in between: no transition falls between the redelivery and the
+        live path."""
+        if self.delivering:
+            return
+        self.delivering = True
+        for namespace in list(self.bodies):
+            self._serve(namespace)
+        redelivered = 0
+        for transition in self.fleet.recorded_transitions():
+            redelivered += self._offer_host_transition(transition, self._by_namespace(transition))
+        logger.info(
+            "delivering notifications: %d subscriptions, %d events redelivered", len(self.channels), redelivered
+        )
+
+    async def stop_delivering(self) -> None:
+        """Stop sending: queued events are dropped from memory but stay unacknowledged in status (whoever
+        delivers next redelivers them); the acknowledgements so far are written once."""
+        if not self.delivering:
+            return
+        self.delivering = False
+        channels, self.channels = self.channels, {}
+        self.by_namespace.clear()
+        left = await asyncio.gather(*(channel.close(deleted=False) for channel in channels.values()))
+        if sum(left):
+            logger.info("stopped delivering with %d events queued (left to whoever delivers next)", sum(left))
+
     # -- subscriptions ------------------------------------------------------------------
     def _subscription_event(self, kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        body = old if kind == "DELETED" else new
+        assert body is not None
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        known = self.bodies[namespace].get(name)
         if kind == "DELETED":
-            assert old is not None
-            self._remove((old["metadata"]["namespace"], old["metadata"]["name"]))
+            self.bodies[namespace].pop(name, None)
+            if not self.bodies[namespace]:
+                del self.bodies[namespace]
+        else:
+            self.bodies[namespace][name] = body
+        if not self.delivering:
             return
-        assert new is not None
-        spec = SubscriptionSpec.from_body(new)
-        channel = self.channels.get(spec.key)
-        if channel is not None and channel.spec.uid != spec.uid:  # deleted and created again
-            self._remove(spec.key)
-            channel = None
-        if channel is None:
-            self.channels[spec.key] = Channel(spec, self.deliverer, new.get("status"), status_period=self.status_period)
-            self.by_namespace.setdefault(spec.namespace, set()).add(spec.name)
-            logger.info("subscription %s/%s: delivering to %s", spec.namespace, spec.name, origin(spec.url))
-        elif spec.generation != channel.spec.generation:
-            channel.update(spec)  # a status write (ours) keeps the generation: nothing to do
-            logger.info("subscription %s/%s: generation %d", spec.namespace, spec.name, spec.generation)
+        if kind != "DELETED" and known is not None and known["metadata"].get("uid") == body["metadata"].get("uid"):
+            channel = self.channels.get((namespace, name))
+            spec = SubscriptionSpec.from_body(body)
+            if channel is not None and spec.generation != channel.spec.generation:
+                channel.update(spec)  # a status write (ours) keeps the generation: nothing to do
+                logger.info("subscription %s/%s: generation %d", namespace, name, spec.generation)
+            return
+        self._serve(namespace)
 
-    def _remove(self, key: SubscriptionKey) -> None:
+    def _serve(self, namespace: str) -> None:
+        """Channels for the namespace's oldest `max_subscriptions` subscriptions; the others refused."""
+        specs = sorted(
+            (SubscriptionSpec.from_body(body) for body in self.bodies.get(namespace, {}).values()),
+            key=lambda spec: (spec.created, spec.name),
+        )
+        served = {spec.name: spec for spec in specs[: self.max_subscriptions]}
+        for name in list(self.by_namespace.get(namespace, ())):
+            channel = self.channels[(namespace, name)]
+            if name not in served or served[name].uid != channel.spec.uid:
+                self._remove((namespace, name), deleted=name not in self.bodies.get(namespace, {}))
+        for name, spec in served.items():
+            if (namespace, name) not in self.channels:
+                self._add(spec, self.bodies[namespace][name])
+        for spec in specs[self.max_subscriptions :]:
+            self._refuse(spec, self.bodies[namespace][spec.name])
+
+    def _add(self, spec: SubscriptionSpec, body: dict[str, Any]) -> None:
+        created = parse_kube_time(spec.created) if spec.created else None
+        self.channels[spec.key] = Channel(
+            spec,
+            self.deliverer,
+            body.get("status"),
+            created=created,
+            unrecorded_since=self.fleet.oldest_unrecorded,
+            status_period=self.status_period,
+        )
+        self.by_namespace.setdefault(spec.namespace, set()).add(spec.name)
+        logger.info("subscription %s/%s: delivering to %s", spec.namespace, spec.name, origin(spec.url))
+
+    def _remove(self, key: SubscriptionKey, *, deleted: bool) -> None:
         channel = self.channels.pop(key, None)
         names = self.by_namespace.get(key[0])
         if names is not None:
@@ -97,40 +193,135 @@ class Notifier:
             if not names:
                 del self.by_namespace[key[0]]
         if channel is not None:
-            task = asyncio.create_task(self._close(key, channel), name=f"close {key[0]}/{key[1]}")
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._spawn(self._close(key, channel, deleted), f"close {key[0]}/{key[1]}")
 
     @staticmethod
-    async def _close(key: SubscriptionKey, channel: Channel) -> None:
-        dropped = await channel.close()
-        logger.info("subscription %s/%s removed (%d queued events dropped)", *key, dropped)
+    async def _close(key: SubscriptionKey, channel: Channel, deleted: bool) -> None:
+        left = await channel.close(deleted=deleted)
+        logger.info("subscription %s/%s removed (%d queued events dropped)", *key, left)
+
+    def _refuse(self, spec: SubscriptionSpec, body: dict[str, Any]) -> None:
+        """Ready=False with a readable reason, written once (not again while the status says so)."""
+        state = DeliveryState.from_status(body.get("status"))
+        ready = state.conditions.get("Ready")
+        if ready is not None and ready.reason == TOO_MANY and state.written_generation == spec.generation:
+            return
+        message = (
+            f"namespace {spec.namespace} has more than {self.max_subscriptions} HostStatusSubscriptions; "
+            f"the {self.max_subscriptions} oldest are served and this one is not: delete some to have it served"
+        )
+        state.generation = spec.generation
+        state.conditions["Ready"] = Condition("False", TOO_MANY, message, utcnow())
+        state.conditions.pop("Delivering", None)
+        patch = state.patch()
+        logger.warning("subscription %s/%s refused: %s", spec.namespace, spec.name, message)
+        self._spawn(self._write_refusal(spec, patch), f"refuse {spec.namespace}/{spec.name}")
+
+    async def _write_refusal(self, spec: SubscriptionSpec, patch: dict[str, Any]) -> None:
+        try:
+            await self.client.patch(HOST_STATUS_SUBSCRIPTIONS, spec.name, patch, spec.namespace, subresource="status")
+        except ApiError as error:
+            logger.warning("subscription %s/%s: refusal not written: %s", spec.namespace, spec.name, error)
+
+    def _spawn(self, coroutine: Any, name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- transitions ----------------------------------------------------------------------
+    def on_host_transition(self, transition: HostTransition, servers: list[ServerTransition]) -> None:
+        """Reconciler.host_transition_listeners: queue the events of every affected server at once."""
+        if not self.delivering:
+            return  # recorded: start_delivering redelivers it
+        by_namespace: dict[str, list[ServerTransition]] = defaultdict(list)
+        for server in servers:
+            if server.namespace in self.by_namespace:  # the namespace is the boundary
+                by_namespace[server.namespace].append(server)
+        self._offer_host_transition(transition, by_namespace)
+
+    def _by_namespace(self, transition: HostTransition) -> dict[str, list[ServerTransition]]:
+        """A recorded transition's servers: those on its host now, in the served namespaces."""
+        by_namespace: dict[str, list[ServerTransition]] = defaultdict(list)
+        for server in self.fleet.servers_on_host(transition.host):
+            if server.key[0] in self.by_namespace:
+                by_namespace[server.key[0]].append(transition.for_server(*server.key, server.uid))
+        return by_namespace
+
+    def _offer_host_transition(
+        self, transition: HostTransition, by_namespace: Mapping[str, list[ServerTransition]]
+    ) -> int:
+        """Offer to every served subscription that has not acknowledged it; return the events queued."""
+        queued = 0
+        for namespace, names in self.by_namespace.items():
+            servers = by_namespace.get(namespace, [])
+            bodies: dict[str, bytes] = {}  # one body per server event, shared by the namespace's subscriptions
+            for name in names:
+                channel = self.channels[(namespace, name)]
+                if not channel.acks.wanted(transition.id, transition.time):
+                    continue
+                spec = channel.spec
+                wanted = [
+                    server
+                    for server in servers
+                    if spec.wants(namespace, server.new, self.fleet.labels_of(namespace, server.name))
+                ]
+                for server in wanted:
+                    if server.uid not in bodies:
+                        bodies[server.uid] = encode(build_event(server, server.event_id))
+                requests = self._requests(channel, transition.host, transition.id, transition.time, wanted, bodies)
+                channel.offer_transition(transition.id, transition.time, requests)
+                queued += len(wanted)
+        return queued
+
+    @staticmethod
+    def _requests(
+        channel: Channel,
+        host: str,
+        transition_id: str,
+        decided: datetime,
+        servers: list[ServerTransition],
+        bodies: Mapping[str, bytes],
+    ) -> list[tuple[str, Pending]]:
+        """(queue, request) pairs: one per server, or batches on the host's queue."""
+        if not channel.batched:
+            return [(s.uid, Pending(s.event_id, bodies[s.uid], decided, transition_id)) for s in servers]
+        return [
+            (
+                f"host/{host}",
+                Pending(
+                    transition_id or chunk[0].event_id,
+                    encode_batch([bodies[s.uid] for s in chunk]),
+                    decided,
+                    transition_id,
+                    events=len(chunk),
+                    content_type=BATCH_CONTENT_TYPE,
+                ),
+            )
+            for chunk in (servers[i : i + BATCH_MAX] for i in range(0, len(servers), BATCH_MAX))
+        ]
+
     def on_transition(self, transition: ServerTransition) -> None:
+        """Reconciler.transition_listeners: a Server's own change (one its host's transition did not
+        announce), sent as written; not redelivered after a restart."""
+        if not self.delivering or transition.announced:
+            return
         names = self.by_namespace.get(transition.namespace)
         if not names:
             return  # the namespace is the boundary: only its own subscriptions are looked at
-        labels = self.labels_of(transition.namespace, transition.name)
-        pending: Pending | None = None
+        labels = self.fleet.labels_of(transition.namespace, transition.name)
+        bodies: dict[str, bytes] = {}
         for name in names:
             channel = self.channels[(transition.namespace, name)]
             if not channel.spec.wants(transition.namespace, transition.new, labels):
                 continue
-            if pending is None:  # one event (one id, one body) for every subscription that wants it
-                event_id = new_event_id()
-                pending = Pending(event_id, encode(build_event(transition, event_id)), transition.time)
-            channel.offer(transition.uid, pending)
+            if not bodies:  # one event (one id, one body) for every subscription that wants it
+                bodies[transition.uid] = encode(build_event(transition, transition.event_id))
+            for queue, pending in self._requests(channel, transition.host, "", transition.time, [transition], bodies):
+                channel.offer(queue, pending)
 
     async def stop(self) -> None:
         for informer in self.informers:
             await informer.stop()
-        await asyncio.gather(*self._closing, return_exceptions=True)
-        dropped = 0
-        for key in list(self.channels):
-            channel = self.channels.pop(key)
-            dropped += await channel.close()
-        self.by_namespace.clear()
+        await self.stop_delivering()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.deliverer.close()
-        if dropped:
-            logger.warning("notifier stopped with %d events undelivered", dropped)

@@ -8,14 +8,16 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from ..kubetime import kube_time, parse_kube_time
+from ..kubetime import kube_micro_time, kube_time, parse_kube_time
+from ..resources.subscription import ACKNOWLEDGED_MAX
 
 logger = logging.getLogger(__name__)
 
 ERROR_MAX = 1024
+EPSILON = timedelta(microseconds=1)
 
 
 @dataclass
@@ -34,6 +36,7 @@ class DeliveryState:
     written_generation: int | None = None  # observedGeneration as the status last showed it
     delivered: int = 0
     failed: int = 0
+    dropped: int = 0
     consecutive_failures: int = 0
     last_success: datetime | None = None
     last_error_time: datetime | None = None
@@ -46,6 +49,7 @@ class DeliveryState:
         state = cls(
             delivered=int(status.get("delivered") or 0),
             failed=int(status.get("failed") or 0),
+            dropped=int(status.get("dropped") or 0),
             consecutive_failures=int(status.get("consecutiveFailures") or 0),
             last_success=_time(status.get("lastSuccessTime")),
             last_error_time=_time(status.get("lastErrorTime")),
@@ -89,12 +93,18 @@ class DeliveryState:
     def gave_up(self, count: int = 1) -> None:
         self.failed += count
 
+    def dropped_events(self, count: int = 1) -> None:
+        """Queue full: given up without an attempt (counted in failed too)."""
+        self.dropped += count
+        self.failed += count
+
     def patch(self) -> dict[str, Any]:
         """Merge patch of the status subresource."""
         status: dict[str, Any] = {
             "observedGeneration": self.generation,
             "delivered": self.delivered,
             "failed": self.failed,
+            "dropped": self.dropped,
             "consecutiveFailures": self.consecutive_failures,
             "lastSuccessTime": kube_time(self.last_success) if self.last_success else None,
             "lastErrorTime": kube_time(self.last_error_time) if self.last_error_time else None,
@@ -112,6 +122,84 @@ class DeliveryState:
             ],
         }
         return {"status": {k: v for k, v in status.items() if v is not None}}
+
+
+@dataclass
+class Acknowledgements:
+    """Which host transitions a subscription has had all its events delivered (or given up) for.
+
+    Every transition decided at or before `through` is done; after it, those in `done` are. What is
+    neither is redelivered from the ComputeServices' recorded transitions after a restart or by a
+    new leader. `through` advances to just before the oldest transition still in flight (or not yet
+    recorded anywhere); kept in status, written with the other counters (at most every period).
+    """
+
+    through: datetime
+    done: dict[str, datetime] = field(default_factory=dict)
+    in_flight: dict[str, list[Any]] = field(default_factory=dict)  # id -> [decided, events not finished]
+    seen: datetime | None = None  # the latest transition this subscription was offered
+
+    @classmethod
+    def from_status(cls, status: Mapping[str, Any] | None, created: datetime, now: datetime) -> Acknowledgements:
+        """A new subscription starts at its creation; one from a version that kept no record, at `now`."""
+        status = status or {}
+        through = _time(status.get("acknowledgedThrough"))
+        if through is None:
+            through = created if not status.get("observedGeneration") else now
+        done = {}
+        for item in status.get("acknowledged") or ():
+            time = _time(item.get("time")) if isinstance(item, Mapping) else None
+            if time is not None and item.get("id"):
+                done[str(item["id"])] = time
+        return cls(through, done)
+
+    def wanted(self, transition_id: str, decided: datetime) -> bool:
+        """Not yet done and not in flight: to be (re)delivered."""
+        return decided > self.through and transition_id not in self.done and transition_id not in self.in_flight
+
+    def offered(self, transition_id: str, decided: datetime, events: int) -> bool:
+        """`events` events of the transition queued; True when that is none (done at once)."""
+        self.seen = max(self.seen or decided, decided)
+        if events <= 0:
+            self.done[transition_id] = decided
+            return True
+        self.in_flight[transition_id] = [decided, events]
+        return False
+
+    def finished(self, transition_id: str) -> bool:
+        """One of its events delivered or given up; True when it was the last."""
+        entry = self.in_flight.get(transition_id)
+        if entry is None:
+            return False
+        entry[1] -= 1
+        if entry[1] > 0:
+            return False
+        del self.in_flight[transition_id]
+        self.done[transition_id] = entry[0]
+        return True
+
+    def compact(self, unrecorded_since: datetime | None) -> None:
+        """Advance `through` as far as nothing older is in flight or still to be recorded."""
+        oldest = [decided for decided, _ in self.in_flight.values()]
+        if unrecorded_since is not None:
+            oldest.append(unrecorded_since)
+        if oldest:
+            limit = min(oldest) - EPSILON
+        else:
+            limit = max([self.through, *self.done.values(), *([self.seen] if self.seen else [])])
+        if limit > self.through:
+            self.through = limit
+            self.done = {i: t for i, t in self.done.items() if t > limit}
+        if len(self.done) > ACKNOWLEDGED_MAX:  # the oldest are forgotten: redelivered after a restart, same ids
+            self.done = dict(sorted(self.done.items(), key=lambda item: item[1])[-ACKNOWLEDGED_MAX:])
+
+    def patch(self) -> dict[str, Any]:
+        return {
+            "acknowledgedThrough": kube_micro_time(self.through),
+            "acknowledged": [
+                {"id": i, "time": kube_micro_time(t)} for i, t in sorted(self.done.items(), key=lambda item: item[1])
+            ],
+        }
 
 
 def _time(value: Any) -> datetime | None:

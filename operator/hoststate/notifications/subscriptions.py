@@ -10,6 +10,8 @@ from ..domain.hoststatus import HOST_STATUSES
 from .selector import selector_matches
 
 SubscriptionKey = tuple[str, str]  # (namespace, name)
+PER_SERVER = "PerServer"
+PER_HOST_TRANSITION = "PerHostTransition"
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class SubscriptionSpec:
     secret_key: str
     max_retries: int
     timeout: float
+    delivery: str = PER_SERVER
+    created: str = ""  # metadata.creationTimestamp: the oldest subscriptions of a namespace are served first
 
     @property
     def key(self) -> SubscriptionKey:
@@ -48,6 +52,8 @@ class SubscriptionSpec:
             secret_key=str(ref.get("key", "key")),
             max_retries=max(0, min(10, int(spec.get("maxRetries", 5)))),
             timeout=float(max(1, min(30, int(spec.get("timeoutSeconds", 5))))),
+            delivery=PER_HOST_TRANSITION if spec.get("delivery") == PER_HOST_TRANSITION else PER_SERVER,
+            created=str(meta.get("creationTimestamp") or ""),
         )
 
     def wants(self, namespace: str, new_host_status: str, labels: Mapping[str, str] | None) -> bool:

@@ -4,6 +4,12 @@ Handlers feed it events; it keeps the indexes, one heartbeat timer per service, 
 schedules status writes through coalescers (one job per service, per host fan-out and
 per server at a time). Everything is level-based: each job recomputes the desired value
 when it runs, so a burst of changes converges to the last one.
+
+Tenants are told from the decision, not from the writes: when a host's status changes (a
+force-down seen, a heartbeat deadline passed, a disable), the transition is decided at once for
+every server on the host from the indexes, recorded in the ComputeService's status (one write per
+host transition), and then handed to the host transition listeners, while the servers' status
+writes follow at the API server's pace.
 """
 
 from __future__ import annotations
@@ -17,19 +23,25 @@ from typing import Any
 from .. import API_GROUP_VERSION
 from ..domain import (
     HostStatus,
+    HostTransition,
     ServerTransition,
     heartbeat_deadline,
     host_status,
+    host_transition_id,
     service_is_up,
     service_view,
     transition_reason,
 )
 from ..kube import COMPUTE_SERVICES, SERVERS, ApiError, KubeClient
+from ..kubetime import kube_micro_time, parse_kube_time
 from ..prometheus import OperatorMetrics
+from ..resources.computeservice import RECENT_TRANSITIONS
 from .coalescer import Coalescer
 from .config import OperatorConfig
 from .events import EventRecorder, ObjectRef
 from .indexes import ServerIndex, ServerKey, ServerRecord, ServiceIndex, ServiceRecord, is_stale
+
+HostTransitionListener = Callable[[HostTransition, list[ServerTransition]], None]
 from .status_patches import server_status_patch, service_status_is_current, service_status_patch
 
 logger = logging.getLogger(__name__)
@@ -43,6 +55,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def recorded_transitions(status: dict[str, Any], host: str) -> list[HostTransition]:
+    """The host transitions a ComputeService's status records, oldest first."""
+    transitions = []
+    for item in status.get("recentTransitions") or ():
+        try:
+            time = parse_kube_time(item["time"])
+            transitions.append(
+                HostTransition(item["id"], host, item["oldHostStatus"], item["newHostStatus"], item["reason"], time)
+            )
+        except (KeyError, TypeError, ValueError):
+            continue  # written by hand or by another version: not ours to redeliver
+    return transitions
+
+
+def transition_status(transition: HostTransition) -> dict[str, str]:
+    return {
+        "id": transition.id,
+        "oldHostStatus": transition.old,
+        "newHostStatus": transition.new,
+        "reason": transition.reason,
+        "time": kube_micro_time(transition.time),
+    }
+
+
 class Reconciler:
     """Keeps ComputeService and Server statuses what the domain rules say they should be.
 
@@ -50,7 +86,8 @@ class Reconciler:
     indexes and one heartbeat timer per service, and writes through one Coalescer: one job per
     service, per host fan-out and per server at a time, at most `fanout_concurrency` Server
     patches in flight. `clock` gives "now" for liveness (tests pass their own); timers run on the
-    event loop's clock. Every Server transition it writes goes to `transition_listeners`.
+    event loop's clock. Every Server transition it writes goes to `transition_listeners`; every host
+    transition, once recorded, goes with its servers' transitions to `host_transition_listeners`.
     """
 
     def __init__(
@@ -75,6 +112,14 @@ class Reconciler:
         self._fanout_since: dict[str, float] = {}  # host -> when its change was first observed
         # Called for every Server transition the operator writes; must not block (queue the work).
         self.transition_listeners: list[Callable[[ServerTransition], None]] = []
+        # Called for every host transition once recorded in its service's status, with the transitions
+        # of the servers on the host at the decision; must not block either.
+        self.host_transition_listeners: list[HostTransitionListener] = []
+        self._decided: dict[str, str] = {}  # service name -> the host status last decided
+        # Decided, not yet recorded in the service's status (their events wait for the record).
+        self._unrecorded: dict[str, list[tuple[HostTransition, list[ServerTransition]]]] = {}
+        # Servers whose new host status was announced before their status write: key -> that status.
+        self._announced: dict[ServerKey, str] = {}
 
     def _count_error(self, key: Hashable, error: BaseException) -> None:
         kind = key[0] if isinstance(key, tuple) else "other"
@@ -107,10 +152,67 @@ class Reconciler:
 
     def _service_changed(self, name: str, host: str) -> None:
         self._schedule_deadline(name)
-        self._jobs.request(("service", name), lambda: self._write_service_status(name))
         record = self.services.by_name.get(name)
         if record is not None and record.is_compute:
+            self._decide(record)
+        self._jobs.request(("service", name), lambda: self._write_service_status(name))
+        if record is not None and record.is_compute:
             self.request_fanout(host)
+
+    # -- host transitions ---------------------------------------------------------------
+    def _decide(self, record: ServiceRecord) -> None:
+        """The host's status now; when it changed, the transition of every server on the host, at once."""
+        now = self.clock()
+        new = host_status(self.services.facts(record, now, self.config.down_time)).value
+        old = self._decided.get(record.name)
+        if old is None:  # first sight (a start, a new service): what the status last recorded
+            recorded = recorded_transitions(record.status, record.host)
+            old = recorded[-1].new if recorded else record.status.get("hostStatus") or ""
+        self._decided[record.name] = new
+        if new == old:
+            return
+        reason = transition_reason(HostStatus(new), record.host)
+        transition = HostTransition(host_transition_id(record.uid, old, new, now), record.host, old, new, reason, now)
+        servers = []
+        for server in self.servers.on_host(record.host):
+            told = self._announced.get(server.key, server.host_status or "")
+            if told != new:
+                self._announced[server.key] = new
+                servers.append(transition.for_server(*server.key, server.uid, told))
+        self._unrecorded.setdefault(record.name, []).append((transition, servers))
+
+    def _release(self, name: str, count: int) -> None:
+        """The first `count` unrecorded transitions of a service are recorded (or cannot be): tell."""
+        unrecorded = self._unrecorded.get(name, [])
+        released, self._unrecorded[name] = unrecorded[:count], unrecorded[count:]
+        if not self._unrecorded[name]:
+            del self._unrecorded[name]
+        for transition, servers in released:
+            for listener in self.host_transition_listeners:
+                try:
+                    listener(transition, servers)
+                except Exception:  # a listener's bug must not stop the others
+                    logger.exception("host transition listener failed")
+
+    def recorded_transitions(self) -> list[HostTransition]:
+        """Every compute service's recorded transitions, oldest first (for redelivery)."""
+        transitions = [
+            transition
+            for record in self.services.by_name.values()
+            if record.is_compute
+            for transition in recorded_transitions(record.status, record.host)
+        ]
+        return sorted(transitions, key=lambda transition: transition.time)
+
+    def oldest_unrecorded(self) -> datetime | None:
+        """When the oldest transition decided but not yet recorded was decided."""
+        return min((pending[0][0].time for pending in self._unrecorded.values()), default=None)
+
+    def servers_on_host(self, host: str) -> list[ServerRecord]:
+        return self.servers.on_host(host)
+
+    def labels_of(self, namespace: str, name: str) -> dict[str, str] | None:
+        return self.servers.labels_of(namespace, name)
 
     # -- heartbeats ----------------------------------------------------------------
     def heartbeat(self, name: str, renewed: datetime) -> None:
@@ -170,7 +272,8 @@ class Reconciler:
             return
         now = self.clock()
         view = service_view(self.services.facts(record, now, self.config.down_time))
-        if service_status_is_current(record.status, view, record.generation, record.forced_down):
+        unrecorded = [transition for transition, _ in self._unrecorded.get(name, [])]
+        if not unrecorded and service_status_is_current(record.status, view, record.generation, record.forced_down):
             return
         before = dict(record.status)
         patch = service_status_patch(
@@ -181,16 +284,21 @@ class Reconciler:
             last_heartbeat=self.services.last_heartbeat(record),
             now=now,
         )
+        if unrecorded:  # the ring of recent transitions, in the same write (merge patch: the whole list)
+            ring = recorded_transitions(record.status, record.host) + unrecorded
+            patch["status"]["recentTransitions"] = [transition_status(t) for t in ring[-RECENT_TRANSITIONS:]]
         try:
             answer = await self.client.patch(COMPUTE_SERVICES, name, patch, subresource="status")
         except ApiError as error:
             if error.status == 404:
-                return  # deleted meanwhile
+                self._release(name, len(unrecorded))  # deleted meanwhile: told, though no record can hold it
+                return
             raise
         current = self.services.by_name.get(name)
         if current is not None and current.uid == answer["metadata"].get("uid"):
             current.status = dict(answer.get("status") or {})
             current.resource_version = ServiceRecord.from_body(answer).resource_version
+        self._release(name, len(unrecorded))
         self._record_service_transition(record, before, view)
 
     def _record_service_transition(self, record: ServiceRecord, before: dict[str, Any], view: Any) -> None:
@@ -224,7 +332,9 @@ class Reconciler:
             self._jobs.request(("server", key), lambda: self._patch_server(key))
 
     def server_deleted(self, body: dict[str, Any]) -> None:
-        self.servers.remove((body["metadata"]["namespace"], body["metadata"]["name"]))
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        self.servers.remove(key)
+        self._announced.pop(key, None)
 
     def server_changed(self, kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         """Informer handler."""
@@ -241,7 +351,12 @@ class Reconciler:
 
     async def _fanout(self, host: str) -> None:
         desired = self.desired_host_status(host).value
-        stale = [record.key for record in self.servers.on_host(host) if record.host_status != desired]
+        stale = []
+        for record in self.servers.on_host(host):
+            if record.host_status != desired:
+                stale.append(record.key)
+            elif self._announced.get(record.key) == desired:
+                del self._announced[record.key]  # announced, and already so (it flapped back before a write)
         if not stale:
             self._fanout_since.pop(host, None)
             return
@@ -264,6 +379,8 @@ class Reconciler:
                 return
             desired = self.desired_host_status(record.host).value
             if record.host_status == desired:
+                if self._announced.get(key) == desired:
+                    del self._announced[key]
                 return
             previous = record.host_status
             started = asyncio.get_running_loop().time()
@@ -282,11 +399,18 @@ class Reconciler:
                 raise
             self.metrics.status_patch_duration.observe(asyncio.get_running_loop().time() - started)
         self.servers.upsert(ServerRecord.from_body(answer))
-        self._record_server_transition(record, previous or "", desired)
+        told = self._announced.get(key)
+        if told == desired:
+            del self._announced[key]
+        self._record_server_transition(record, previous or "", desired, told)
 
-    def _record_server_transition(self, record: ServerRecord, previous: str, desired: str) -> None:
+    def _record_server_transition(self, record: ServerRecord, previous: str, desired: str, told: str | None) -> None:
+        """`told`: what a host transition announced for this server (None: nothing; another value: a newer
+        decision, announced too, which a later write follows)."""
         reason = transition_reason(HostStatus(desired), record.host)
-        transition = ServerTransition(*record.key, record.uid, record.host, previous, desired, reason, self.clock())
+        transition = ServerTransition(
+            *record.key, record.uid, record.host, previous, desired, reason, self.clock(), announced=told is not None
+        )
         for listener in self.transition_listeners:
             try:
                 listener(transition)

@@ -80,6 +80,19 @@ class ComputeServiceSpec(KubeModel):
     )
 
 
+RECENT_TRANSITIONS = 16  # host transitions kept in status: what a new leader redelivers from
+
+
+class RecordedTransition(KubeModel):
+    """A host transition as the operator decided it, recorded before its tenant events are sent."""
+
+    id: str = Field(max_length=36, description="The transition's id (a UUID); tenant event ids derive from it.")
+    old_host_status: HostStatusValue = Field(description="The host status before.")
+    new_host_status: HostStatusValue = Field(description="The host status decided.")
+    reason: str = Field(max_length=63, description="ForcedDown, HeartbeatMissing, ServiceDisabled or ServiceUp.")
+    time: datetime = Field(description="When the operator decided it.")
+
+
 class ComputeServiceStatus(KubeModel):
     """What the operator observed: liveness from heartbeats and the host status servers get."""
 
@@ -101,6 +114,14 @@ class ComputeServiceStatus(KubeModel):
     conditions: list[Condition] | None = CONDITIONS_FIELD
     observed_generation: int | None = Field(
         default=None, ge=0, description="metadata.generation this status was computed from."
+    )
+    recent_transitions: list[RecordedTransition] | None = Field(
+        default=None,
+        max_length=RECENT_TRANSITIONS,
+        description=(
+            "The host's last transitions, oldest first: the tenant notifications not yet acknowledged "
+            "by a subscription are redelivered from these after an operator restart or a leader change."
+        ),
     )
 
 

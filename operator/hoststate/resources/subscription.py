@@ -160,6 +160,24 @@ class HostStatusSubscriptionSpec(KubeModel):
         ),
     )
     timeout_seconds: int = Field(default=5, ge=1, le=30, description="Timeout of one delivery attempt, 1 to 30 s.")
+    delivery: Literal["PerServer", "PerHostTransition"] = Field(
+        default="PerServer",
+        description=(
+            "PerServer: one request per Server event (application/cloudevents+json). PerHostTransition: one "
+            "request per host transition carrying the events of all its matching Servers, in CloudEvents' batched "
+            "mode (application/cloudevents-batch+json, a JSON array of the same events, at most 1000 a request)."
+        ),
+    )
+
+
+ACKNOWLEDGED_MAX = 64
+
+
+class AcknowledgedTransition(KubeModel):
+    """A host transition whose events for this subscription are delivered or given up."""
+
+    id: str = Field(max_length=36, description="The host transition's id (ComputeService status.recentTransitions).")
+    time: datetime = Field(description="When it was decided.")
 
 
 class HostStatusSubscriptionStatus(KubeModel):
@@ -179,6 +197,21 @@ class HostStatusSubscriptionStatus(KubeModel):
     )
     failed: int | None = Field(
         default=None, ge=0, description="Events given up (retries exhausted, refused by the receiver, or queue full)."
+    )
+    dropped: int | None = Field(
+        default=None, ge=0, description="Events dropped because the subscription's or the namespace's queue was full."
+    )
+    acknowledged_through: datetime | None = Field(
+        default=None,
+        description=(
+            "Every host transition decided at or before this time was delivered (or given up) for this "
+            "subscription; later ones are redelivered after an operator restart unless listed in acknowledged."
+        ),
+    )
+    acknowledged: list[AcknowledgedTransition] | None = Field(
+        default=None,
+        max_length=ACKNOWLEDGED_MAX,
+        description="Host transitions after acknowledgedThrough already delivered (or given up).",
     )
     conditions: list[Condition] | None = CONDITIONS_FIELD
 
