@@ -279,6 +279,9 @@ class ScriptedDeliverer:
     async def release(self, namespace: str) -> None:
         pass
 
+    async def close(self) -> None:
+        pass
+
     def url_refusal(self, _url: str) -> None:
         return None
 

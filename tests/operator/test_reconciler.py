@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hoststate.domain import ServerTransition
+from hoststate.domain import HostTransition, ServerTransition
 from hoststate.kube import COMPUTE_SERVICES, SERVERS
 from hoststate.operator.config import OperatorConfig
 from hoststate.operator.events import ObjectRef
@@ -327,3 +327,125 @@ async def test_a_server_deleted_meanwhile_leaves_the_index(world: World) -> None
     assert (TENANT, "s0") not in world.reconciler.servers.by_key
     assert world.transitions == []
     assert world.sample("hoststate_reconcile_errors_total", kind="host") is None
+
+
+# -- host transitions: tenants are told from the decision -------------------------------------------
+class GatedKube(FakeKube):
+    """Server status writes wait for the gate (the API server's pace, as slow as a test wants)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if method == "PATCH" and path.startswith(SERVERS.path(TENANT)):
+            await self.gate.wait()
+        return await super().request(method, path, **kwargs)
+
+
+def listen_host_transitions(world: World) -> list[tuple[HostTransition, list[ServerTransition]]]:
+    told: list[tuple[HostTransition, list[ServerTransition]]] = []
+    world.reconciler.host_transition_listeners.append(lambda transition, servers: told.append((transition, servers)))
+    return told
+
+
+async def until(condition: Any) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("not within 200 loop turns")
+
+
+async def test_a_host_transition_tells_every_server_before_their_status_writes() -> None:
+    kube = GatedKube()
+    world = World(kube, clock_at=T0 + timedelta(seconds=1))
+    told = listen_host_transitions(world)
+    world.add_service("h1")
+    for i in range(3):
+        world.add_server(f"s{i}", "h1")
+    await world.settle()
+    # The new service came up before its servers were seen; they already say UP: none to tell.
+    assert [(t.old, t.new, servers) for t, servers in told] == [("", "UP", [])]
+    told.clear()
+
+    await world.change_service("h1", forcedDown=True)
+    await until(lambda: told)
+
+    # Told for all three at once, while every Server's status still says UP (no status write yet).
+    transition, servers = told[0]
+    assert (transition.host, transition.old, transition.new, transition.reason) == ("h1", "UP", "DOWN", "ForcedDown")
+    assert sorted((s.name, s.old, s.new, s.host_transition) for s in servers) == [
+        (f"s{i}", "UP", "DOWN", transition.id) for i in range(3)
+    ]
+    assert {world.server_status(f"s{i}") for i in range(3)} == {"UP"}
+    assert world.server_patches() == []
+    # ... after the transition was recorded in the service's status (what a restart redelivers from).
+    ring = world.service_status("h1")["recentTransitions"]
+    assert [(r["id"], r["oldHostStatus"], r["newHostStatus"], r["reason"]) for r in ring][-1] == (
+        transition.id,
+        "UP",
+        "DOWN",
+        "ForcedDown",
+    )
+    assert len({s.event_id for s in servers}) == 3
+
+    kube.gate.set()
+    await world.settle()
+    assert {world.server_status(f"s{i}") for i in range(3)} == {"DOWN"}
+    # The writes' own transitions say they were announced (the notifier does not send them again).
+    assert sorted((t.name, t.announced) for t in world.transitions) == [(f"s{i}", True) for i in range(3)]
+    assert world.reconciler._announced == {}
+    await world.reconciler.stop()
+
+    # A restarted operator reads the same transition, with the same id, and decides nothing new.
+    again = World(kube, clock_at=T0 + timedelta(seconds=2))
+    again.reconciler.service_seen(kube.object(COMPUTE_SERVICES, service_name("h1")))
+    assert again.reconciler.recorded_transitions()[-1] == transition
+    assert again.reconciler.oldest_unrecorded() is None
+    await again.reconciler.stop()
+
+
+async def test_a_server_created_on_a_host_is_not_announced_and_a_flap_before_the_writes_is() -> None:
+    kube = GatedKube()
+    world = World(kube, clock_at=T0 + timedelta(seconds=1))
+    told = listen_host_transitions(world)
+    world.add_service("h1")
+    world.add_server("s0", "h1", host_status=None)  # new: its own change, written then told
+    kube.gate.set()
+    await world.settle()
+    assert [(t.name, t.old, t.new, t.announced) for t in world.transitions] == [("s0", "", "UP", False)]
+    assert [(t.new, servers) for t, servers in told] == [("UP", [])]  # decided before the server was seen
+    told.clear()
+
+    kube.gate.clear()
+    await world.change_service("h1", forcedDown=True)
+    await until(lambda: told)
+    await world.change_service("h1", forcedDown=False)  # back up before any write
+    await until(lambda: len(told) == 2)
+    assert [(t.old, t.new) for t, _ in told] == [("UP", "DOWN"), ("DOWN", "UP")]
+    assert [(s.old, s.new) for _, servers in told for s in servers] == [("UP", "DOWN"), ("DOWN", "UP")]
+    kube.gate.set()
+    await world.settle()
+    assert world.server_status("s0") == "UP"
+    assert world.reconciler._announced == {}
+    assert [r["newHostStatus"] for r in world.service_status("h1")["recentTransitions"]] == ["UP", "DOWN", "UP"]
+    await world.reconciler.stop()
+
+
+async def test_a_heartbeat_deadline_is_decided_on_the_same_path() -> None:
+    world = World(clock_at=T0 + timedelta(seconds=DOWN_TIME - 0.02))
+    told = listen_host_transitions(world)
+    world.add_service("h1", heartbeat=T0)
+    world.add_server("s0", "h1")
+    await world.settle()
+
+    world.clock.advance(1)
+    await asyncio.sleep(0.05)  # the timer: 20 ms + TIMER_SLACK
+    await world.settle()
+    assert [(t.new, t.reason, [s.name for s in servers]) for t, servers in told] == [
+        ("UP", "ServiceUp", []),
+        ("UNKNOWN", "HeartbeatMissing", ["s0"]),
+    ]
+    assert world.service_status("h1")["recentTransitions"][-1]["newHostStatus"] == "UNKNOWN"
+    await world.reconciler.stop()

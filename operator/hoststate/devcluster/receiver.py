@@ -75,13 +75,15 @@ class WebhookReceiver:
 
     async def _hook(self, request: web.Request) -> web.Response:
         body = await request.read()
-        event = json.loads(body)
+        parsed = json.loads(body)
+        events = parsed if isinstance(parsed, list) else [parsed]  # a batch: one Received per event
         if self.key is not None and not verify(self.key, body, request.headers.get(SIGNATURE_HEADER)):
             status = 401
         else:
-            status = self.answer(self.all(), event)
+            status = self.answer(self.all(), events[0])
         with self._lock:
-            self._requests.append(Received(body, dict(request.headers), status, time.time(), event))
+            at = time.time()
+            self._requests += [Received(body, dict(request.headers), status, at, event) for event in events]
         return web.Response(status=status, text="ok" if status < 300 else "no")
 
     def _serve(self) -> None:
