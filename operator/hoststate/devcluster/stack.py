@@ -1,7 +1,8 @@
 """`make run`: the local stack in the foreground, stopped cleanly on Ctrl-C or SIGTERM.
 
 Starts the local control plane unless KUBECONFIG is given, applies the CRDs and the
-samples, and writes `.run/kubeconfig` and `.run/env` for other shells.
+samples, and writes `.run/kubeconfig` and `.run/env` for other shells, and `.run/clouds.yaml` for
+the OpenStack clients (the local admin and a member of each sample tenant).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 
 from .. import API_GROUP, API_VERSION
 from ..domain import COMPUTE_BINARY
+from ..facade.api_version import MAX_VERSION
 from ..resources.computeservice import service_name
 from ..resources.crd import ALL_CRDS
 from ..resources.lease import DEFAULT_LEASE_NAMESPACE as LEASE_NAMESPACE
@@ -112,6 +114,80 @@ def agent_kubeconfigs(kubectl: Kubectl, hosts: list[tuple[str, str]]) -> dict[st
     return kubeconfigs
 
 
+def sample_tenants() -> list[str]:
+    """The sample tenants: the namespaces the samples create."""
+    return [
+        doc["metadata"]["name"]
+        for path in sorted(SAMPLES_DIR.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc.get("kind") == "Namespace"
+    ]
+
+
+ADMIN_CLOUD = "hoststate-admin"
+TENANT_ACCOUNT = "member"  # each sample tenant's user: reads its namespace's servers
+TENANT_DURATION = "720h"
+
+
+def tenant_tokens(kubectl: Kubectl, tenants: list[str]) -> dict[str, str]:
+    """A ServiceAccount `member` in each tenant's namespace, allowed to read its servers (a Nova
+    project member): tenant -> a token of it."""
+    objects: list[dict] = []
+    for tenant in tenants:
+        meta = {"name": f"hoststate-{TENANT_ACCOUNT}", "namespace": tenant}
+        objects += [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": TENANT_ACCOUNT, "namespace": tenant}},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": meta,
+                "rules": [{"apiGroups": [API_GROUP], "resources": ["servers"], "verbs": ["get", "list", "watch"]}],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": meta,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": meta["name"]},
+                "subjects": [{"kind": "ServiceAccount", "name": TENANT_ACCOUNT, "namespace": tenant}],
+            },
+        ]
+    path = RUN_DIR / "tenants.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    kubectl("apply", "--server-side", "-f", str(path))
+    return {
+        tenant: kubectl(
+            "create", "token", TENANT_ACCOUNT, "-n", tenant, f"--duration={TENANT_DURATION}", capture=True
+        ).stdout.strip()
+        for tenant in tenants
+    }
+
+
+def clouds_config(auth_url: str, clouds: dict[str, tuple[str, str]]) -> dict:
+    """clouds.yaml's content: cloud name -> (Kubernetes bearer token, project). keystoneauth's
+    `v3token` plugin exchanges the token at the facade's identity API for one with a catalog; the
+    compute API version is the facade's maximum, so `server list --long` has Host Status."""
+    return {
+        "clouds": {
+            name: {
+                "auth_type": "v3token",
+                "auth": {
+                    "auth_url": auth_url,
+                    "token": token,
+                    "project_name": project,
+                    "project_domain_name": "Default",
+                },
+                "compute_api_version": MAX_VERSION,
+            }
+            for name, (token, project) in clouds.items()
+        }
+    }
+
+
+def write_clouds(path: Path, config: dict) -> None:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.chmod(0o600)
+
+
 class Children:
     """hoststate processes started by `make run`, stopped together."""
 
@@ -168,11 +244,12 @@ def run() -> int:
                 "HOSTSTATE_ADMIN_TOKEN": cluster.admin_token,
             }
         facade_port = os.environ.get("HOSTSTATE_FACADE_PORT", "8774")
-        facade_url = f"http://127.0.0.1:{facade_port}/v2.1"
+        facade_root = f"http://127.0.0.1:{facade_port}"
+        facade_url = f"{facade_root}/v2.1"
         env["HOSTSTATE_FACADE_URL"] = facade_url
         if cluster is not None:
-            # The OpenStack clients' settings for the facade, as the local admin.
-            env |= {"OS_AUTH_TYPE": "admin_token", "OS_ENDPOINT": facade_url, "OS_TOKEN": cluster.admin_token}
+            # The OpenStack clients' clouds (.run/clouds.yaml, below); the local admin's by default.
+            env |= {"OS_CLIENT_CONFIG_FILE": str(RUN_DIR / "clouds.yaml"), "OS_CLOUD": ADMIN_CLOUD}
         env["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
         write_env(RUN_DIR / "env", env)
         kubectl = Kubectl(bin_dir / "kubectl", kubeconfig)
@@ -197,6 +274,17 @@ def run() -> int:
             "--metrics-host=127.0.0.1",
             f"--lease-namespace={LEASE_NAMESPACE}",
         )
+        if cluster is not None:
+            # The OpenStack clients' clouds: the local admin (its project: the operator's namespace) and each tenant.
+            clouds = {ADMIN_CLOUD: (cluster.admin_token, LEASE_NAMESPACE)}
+            clouds |= {tenant: (token, tenant) for tenant, token in tenant_tokens(kubectl, sample_tenants()).items()}
+            config = clouds_config(f"{facade_root}/identity/v3", clouds)
+            # The way without the identity API: the token sent as it is to the compute endpoint.
+            config["clouds"][f"{ADMIN_CLOUD}-token"] = {
+                "auth_type": "admin_token",
+                "auth": {"endpoint": facade_url, "token": cluster.admin_token},
+            }
+            write_clouds(RUN_DIR / "clouds.yaml", config)
         services = [(binary, host) for binary, hosts in sample_services().items() for host in hosts]
         identities = agent_kubeconfigs(kubectl, services)
         for binary, host in services:
@@ -214,6 +302,7 @@ def run() -> int:
             "  kubectl get srv -A -w\n"
             f'  kubectl patch computeservice {service_name("compute1")} --type merge -p \'{{"spec":{{"forcedDown":true}}}}\'\n'
             f"  openstack compute service list --long    # the Nova facade at {facade_url}\n"
+            "  openstack server list --long --all-projects    # as the admin; --os-cloud tenant-a: a tenant\n"
             "Ctrl-C stops everything."
         )
         while not stop.wait(1):
