@@ -126,9 +126,10 @@ class LeaderElector:
         self.transitions = 0  # times this process became leader
         self.previous_holder = ""  # whom we took the Lease from last ("" when it was free or ours)
         self.lease_uid = ""
-        self._observed: tuple[Any, ...] | None = None  # the Lease's spec as last seen
+        self._observed: tuple[Any, ...] | None = None  # (holder, renewTime, resourceVersion) as last seen
         self._observed_at = 0.0  # monotonic: when it last changed, as seen by us
         self._observed_version = ""  # its resourceVersion
+        self._problem = ""  # the last failed attempt's problem, logged once
         self._callbacks: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -152,20 +153,28 @@ class LeaderElector:
         started = self.clock()
         timeout = max(self.valid_until - started, 0.05) if self.is_leader() else self.timing.renew_deadline
         try:
-            held = await asyncio.wait_for(self._attempt(started), timeout)
+            held = await asyncio.wait_for(self._attempt(), timeout)
         except ApiError as error:
-            logger.log(logging.DEBUG if error.status == 409 else logging.WARNING, "leader Lease: %s", error)
+            self._report(str(error), quiet=error.status == 409)  # 409: another candidate wrote first
             held = False
         except (TimeoutError, OSError, ValueError) as error:  # aiohttp's errors are OSErrors; ValueError: bad body
-            logger.warning("leader Lease %s/%s: %r", self.namespace, self.name, error)
+            self._report(f"leader Lease {self.namespace}/{self.name}: {error!r}")
             held = False
+        else:
+            self._problem = ""
         if held:
             self.valid_until = started + self.timing.renew_deadline
         elif self.holder and self.holder != self.identity:
             self.valid_until = 0.0  # someone else holds it: stop at once, not at the deadline
         return held
 
-    async def _attempt(self, now: float) -> bool:
+    def _report(self, problem: str, *, quiet: bool = False) -> None:
+        """Log a failed attempt: a warning when the problem is new, then quietly (4 attempts a second)."""
+        level = logging.DEBUG if quiet or problem == self._problem else logging.WARNING
+        logger.log(level, "%s", problem)
+        self._problem = problem
+
+    async def _attempt(self) -> bool:
         try:
             lease = await self.client.get(LEASES, self.name, self.namespace)
         except ApiError as error:
@@ -173,8 +182,11 @@ class LeaderElector:
                 raise
             created = await self.client.create(LEASES, self._new_lease(transitions=0), self.namespace)
             self.previous_holder = ""
-            self._observe(created, now)
+            self._observe(created, self.clock())
             return True
+        # Observed when the answer is in, not when asked: the holder's renewal may have landed
+        # between the two, and a standby must count its lease duration from after that renewal.
+        now = self.clock()
         self._observe(lease, now)
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
@@ -191,7 +203,7 @@ class LeaderElector:
         )
         patch["metadata"] = {"resourceVersion": lease["metadata"]["resourceVersion"]}  # a precondition: 409 if changed
         updated = await self.client.patch(LEASES, self.name, patch, self.namespace)
-        self._observe(updated, now)
+        self._observe(updated, self.clock())
         return True
 
     def _new_lease(self, *, transitions: int, acquired: str | None = None) -> dict[str, Any]:

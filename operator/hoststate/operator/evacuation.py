@@ -34,6 +34,7 @@ from .. import API_GROUP_VERSION
 from ..domain import evacuation as rules
 from ..domain.transitions import ServerTransition
 from ..kube import SERVERS, ApiError, KubeClient
+from ..kube.leader import NotLeader
 from ..kubetime import kube_time, parse_kube_time
 from ..prometheus import OperatorMetrics
 from .config import OperatorConfig
@@ -208,6 +209,8 @@ class Evacuator:
                 await self.reconcile()
             except asyncio.CancelledError:
                 raise
+            except NotLeader:
+                pass  # a standby's pass: the leader evacuates
             except Exception:
                 logger.exception("evacuation pass failed")
                 self.metrics.reconcile_errors.labels(kind="evacuation").inc()
