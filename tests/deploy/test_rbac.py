@@ -695,6 +695,8 @@ def test_the_manifests_grant_what_the_code_uses(ablation: Ablation) -> None:
     assert sorted(ablation.all_permissions("hoststate-agent")) == [
         ("coordination.k8s.io", "leases", "create"),
         ("coordination.k8s.io", "leases", "patch"),
+        (G, "servers", "list"),  # with a guest driver: the servers evacuated from its host
+        (G, "servers/status", "patch"),  # their records completed (admission-agent-evacuations.yaml)
     ]
     assert sorted(ablation.all_permissions("hoststate-facade")) == sorted(
         [
