@@ -449,3 +449,30 @@ async def test_a_heartbeat_deadline_is_decided_on_the_same_path() -> None:
     ]
     assert world.service_status("h1")["recentTransitions"][-1]["newHostStatus"] == "UNKNOWN"
     await world.reconciler.stop()
+
+
+async def test_after_a_restart_the_writes_a_recorded_transition_covers_count_as_announced() -> None:
+    kube = GatedKube()
+    world = World(kube, clock_at=T0 + timedelta(seconds=1))
+    world.add_service("h1")
+    world.add_server("s0", "h1")
+    await world.change_service("h1", forcedDown=True)
+    await until(
+        lambda: (
+            "recentTransitions" in world.service_status("h1")
+            and len(world.service_status("h1")["recentTransitions"]) == 2
+        )
+    )
+    await world.reconciler.stop()  # killed before the server's write
+
+    again = World(kube, clock_at=T0 + timedelta(seconds=2))
+    kube.gate.set()
+    again.reconciler.service_seen(kube.object(COMPUTE_SERVICES, service_name("h1")))
+    again.reconciler.server_seen(kube.object(SERVERS, "s0", TENANT))
+    again.add_server("new", "h1", host_status=None)  # created on the down host: its own change
+    await again.settle()
+    assert sorted((t.name, t.old, t.new, t.announced) for t in again.transitions) == [
+        ("new", "", "DOWN", False),
+        ("s0", "UP", "DOWN", True),  # the recorded transition's: redelivered from it, not sent anew
+    ]
+    await again.reconciler.stop()

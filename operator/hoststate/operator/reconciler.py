@@ -194,6 +194,17 @@ class Reconciler:
                 except Exception:  # a listener's bug must not stop the others
                     logger.exception("host transition listener failed")
 
+    def _last_transition(self, host: str) -> HostTransition | None:
+        """The host's last transition, decided or recorded."""
+        service = self.services.compute_service(host)
+        if service is None:
+            return None
+        unrecorded = self._unrecorded.get(service.name)
+        if unrecorded:
+            return unrecorded[-1][0]
+        recorded = recorded_transitions(service.status, host)
+        return recorded[-1] if recorded else None
+
     def recorded_transitions(self) -> list[HostTransition]:
         """Every compute service's recorded transitions, oldest first (for redelivery)."""
         transitions = [
@@ -408,6 +419,9 @@ class Reconciler:
         """`told`: what a host transition announced for this server (None: nothing; another value: a newer
         decision, announced too, which a later write follows)."""
         reason = transition_reason(HostStatus(desired), record.host)
+        if told is None and previous:  # after a restart: a write its host's recorded transition covers
+            last = self._last_transition(record.host)  # (redelivered from it; "" before: a new server's own)
+            told = desired if last is not None and (last.old, last.new) == (previous, desired) else None
         transition = ServerTransition(
             *record.key, record.uid, record.host, previous, desired, reason, self.clock(), announced=told is not None
         )
