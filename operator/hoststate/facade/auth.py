@@ -40,6 +40,7 @@ SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 # tokens). A longer one does not fit a header aiohttp accepts anyway (8190 bytes).
 BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 MAX_TOKEN_LENGTH = 8192
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS-1123 label
 MAX_CONCURRENT_TOKEN_REVIEWS = 8
 MAX_KNOWN_TOKENS = 10_000
 MAX_REVIEWED_TOKENS = 10_000  # recent reviews, unknown tokens included (the negative cache)
@@ -115,8 +116,11 @@ class Authenticator:
         return bool(review.get("status", {}).get("allowed"))
 
     async def may_access(self, identity: KubeIdentity, project_id: str) -> bool:
-        """Whether project `project_id` (a namespace) is one of the user's: they may get servers there."""
-        return project_id == identity.service_account_namespace or await self.may(
+        """Whether project `project_id` (a namespace) is one of the user's: they may get servers there.
+        A name no namespace can have is no one's project, decided without a review."""
+        if project_id == identity.service_account_namespace:
+            return True
+        return NAMESPACE_NAME.fullmatch(project_id) is not None and await self.may(
             identity, "get", "servers", project_id
         )
 
