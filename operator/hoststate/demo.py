@@ -4,6 +4,9 @@ A compute host fails (its heartbeat agent is killed); a small fault monitor, tal
 the Nova facade as an external monitor would, sees the service down and forces the host down
 (it is the fencing authority); every tenant server on the host shows DOWN, the tenant's webhook
 receives signed CloudEvents, and the servers labelled for HA are evacuated to healthy hosts.
+Then the host comes back: forcing it up is refused while its evacuations are `done`; its agent
+(exec guest driver) makes sure the evacuated guests are gone before its first heartbeat, the
+records turn `completed`, and force-up succeeds.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import asyncio
 import base64
 import os
 import secrets
+import shlex
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -76,6 +81,19 @@ async def fault_monitor(facade: str, token: str, host: str, timeline: Timeline) 
                 return
             await asyncio.sleep(0.1)
 
+
+async def force_up(facade: str, token: str, host: str) -> tuple[int, str]:
+    """The monitor's force-up, as Nova's legacy action; (status, Nova's message when refused)."""
+    headers = {"X-Auth-Token": token, "X-OpenStack-Nova-API-Version": "2.11"}
+    body = {"host": host, "binary": COMPUTE_BINARY, "forced_down": False}
+    url = f"{facade}/os-services/force-down"
+    async with aiohttp.ClientSession() as session, session.put(url, json=body, headers=headers) as r:
+        answer = await r.json()
+        return r.status, (answer.get("badRequest") or {}).get("message", "")
+
+
+# The returning host's guest driver: a command run per evacuated server (its id appended).
+GUEST_CLEANUP = shlex.join([sys.executable, "-c", "import sys; print('guest', sys.argv[1], 'destroyed')"])
 
 SERVERS_ON_FAILING_HOST = {"vnf-active": True, "vnf-standby": True, "batch-job": False}  # name: labelled HA
 
@@ -197,6 +215,46 @@ class Demo:
             "not_ha_left_on": (await self.client.get(SERVERS, "batch-job", self.tenant))["spec"]["host"],
         }
 
+    async def completed(self) -> list[dict] | None:
+        """The HA servers, once the returning host completed the evacuation of every one."""
+        items = {i["metadata"]["name"]: i for i in (await self.client.list(SERVERS, self.tenant))["items"]}
+        moved = [items[name] for name, ha in SERVERS_ON_FAILING_HOST.items() if ha]
+        done = all((i.get("status") or {}).get("evacuation", {}).get("state") == "completed" for i in moved)
+        return moved if done else None
+
+    async def return_host(self, admin_token: str, timeline: Timeline) -> dict:
+        """The failed host comes back: force-up refused, its agent cleans up, force-up succeeds."""
+        status, refusal = await force_up(self.facade, admin_token, self.failing)
+        timeline.mark(f"monitor: force-up of {self.failing} refused ({status}): `done` evacuations remain")
+        self.agents[self.failing] = self.spawn(
+            f"agent-{self.failing}-back",
+            "agent",
+            f"--host={self.failing}",
+            f"--report-interval={REPORT_INTERVAL:g}",
+            "--guest-driver=exec",
+            f"--exec-command={GUEST_CLEANUP}",
+        )
+        timeline.mark(f"host: {self.failing} is back; its agent starts and cleans up before its first heartbeat")
+        moved = await until(self.completed, 60, "the evacuations to be completed by the returning host")
+        timeline.mark(
+            f"agent of {self.failing}: evacuated guests gone, records completed ("
+            + ", ".join(m["metadata"]["name"] for m in moved)
+            + ")"
+        )
+
+        # The facade's cache may lag the records by a moment: the monitor retries, as Nova's message says.
+        async def forced_up() -> int | None:
+            status, _ = await force_up(self.facade, admin_token, self.failing)
+            return status if status == 200 else None
+
+        status_after = await until(forced_up, 10, "force-up to be accepted once the records are completed")
+        timeline.mark(f"monitor: force-up of {self.failing} answered {status_after}")
+        return {
+            "force_up_refused": (status, refusal),
+            "completed": sorted(m["metadata"]["name"] for m in moved),
+            "force_up_after_cleanup": status_after,
+        }
+
     async def stop(self) -> None:
         self.receiver.stop()
         for process in self.processes:
@@ -223,11 +281,16 @@ async def run(
         )
         timeline = Timeline()
         figures = await demo.fail_host(admin_token, timeline)
+        figures["return"] = await demo.return_host(admin_token, timeline)
         say("\nTimeline:\n" + timeline.render())
         say(
             f"\ndetection to tenant notification: {figures['detection_to_last_notification_s'] * 1000:.0f} ms "
             f"(first event {figures['detection_to_first_notification_s'] * 1000:.0f} ms); "
             f"the non-HA server stays on {figures['not_ha_left_on']}, DOWN"
+        )
+        say(
+            f"the return: force-up refused until the host's agent completed {', '.join(figures['return']['completed'])}"
+            f' ("{figures["return"]["force_up_refused"][1][:60]}..."), then {figures["return"]["force_up_after_cleanup"]}'
         )
         return figures
     finally:

@@ -23,5 +23,11 @@ async def test_fault_to_notification_and_evacuation(
     assert sorted(figures["evacuated"]) == ["vnf-active", "vnf-standby"]
     failing = figures["not_ha_left_on"]
     assert failing.endswith("-a") and failing not in figures["evacuated"].values()
-    assert "detection to tenant notification" in lines[-1]
+    assert "detection to tenant notification" in lines[-2]
+    returned = figures["return"]  # the host comes back: refused, cleaned up, then forced up
+    assert returned["force_up_refused"][0] == 400
+    assert returned["force_up_refused"][1].startswith(f"Unable to force up host {failing} as `done` evacuation")
+    assert returned["completed"] == ["vnf-active", "vnf-standby"]
+    assert returned["force_up_after_cleanup"] == 200
+    assert lines[-1].startswith("the return: force-up refused until the host's agent completed")
     print("\n".join(lines))
