@@ -25,7 +25,7 @@ import pytest
 from kubernetes import client as k8s
 
 from hoststate import API_GROUP, API_VERSION
-from hoststate.devcluster.stack import clouds_config, write_clouds
+from hoststate.devcluster.stack import clouds_config, openrc, write_clouds
 from hoststate.kube import LEASES
 from hoststate.kubetime import kube_micro_time
 from hoststate.resources.lease import DEFAULT_LEASE_NAMESPACE
@@ -272,16 +272,8 @@ def test_server_evacuate(setup: Setup, custom: k8s.CustomObjectsApi) -> None:
 
 # -- nova, openstacksdk -----------------------------------------------------------------------
 def nova_env(setup: Setup, cloud: str, **extra: str) -> dict[str, str]:
-    """novaclient's shell reads no clouds.yaml: the same cloud as OS_* variables."""
-    auth = setup.clouds[cloud]["auth"]
-    return setup.env | {
-        "OS_AUTH_TYPE": "v3token",
-        "OS_AUTH_URL": auth["auth_url"],
-        "OS_TOKEN": auth["token"],
-        "OS_PROJECT_NAME": auth["project_name"],
-        "OS_PROJECT_DOMAIN_NAME": auth["project_domain_name"],
-        **extra,
-    }
+    """novaclient's shell reads no clouds.yaml: the same cloud as make run's openrc has it."""
+    return setup.env | openrc(setup.clouds[cloud]) | extra
 
 
 def test_nova(setup: Setup, custom: k8s.CustomObjectsApi) -> None:

@@ -1,8 +1,9 @@
 """`make run`: the local stack in the foreground, stopped cleanly on Ctrl-C or SIGTERM.
 
 Starts the local control plane unless KUBECONFIG is given, applies the CRDs and the
-samples, and writes `.run/kubeconfig` and `.run/env` for other shells, and `.run/clouds.yaml` for
-the OpenStack clients (the local admin and a member of each sample tenant).
+samples, and writes `.run/kubeconfig` and `.run/env` for other shells, `.run/clouds.yaml` for the
+OpenStack clients (the local admin and a member of each sample tenant) and `.run/openrc` (the
+admin's, for the nova shell).
 """
 
 from __future__ import annotations
@@ -183,6 +184,19 @@ def clouds_config(auth_url: str, clouds: dict[str, tuple[str, str]]) -> dict:
     }
 
 
+def openrc(cloud: dict) -> dict[str, str]:
+    """A v3token cloud of clouds_config as an openrc's OS_* variables, for the nova shell (which
+    reads no clouds.yaml). Not for a shell that uses --os-cloud: these variables override the cloud's."""
+    auth = cloud["auth"]
+    return {
+        "OS_AUTH_TYPE": cloud["auth_type"],
+        "OS_AUTH_URL": auth["auth_url"],
+        "OS_TOKEN": auth["token"],
+        "OS_PROJECT_NAME": auth["project_name"],
+        "OS_PROJECT_DOMAIN_NAME": auth["project_domain_name"],
+    }
+
+
 def write_clouds(path: Path, config: dict) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     path.chmod(0o600)
@@ -285,6 +299,7 @@ def run() -> int:
                 "auth": {"endpoint": facade_url, "token": cluster.admin_token},
             }
             write_clouds(RUN_DIR / "clouds.yaml", config)
+            write_env(RUN_DIR / "openrc", openrc(config["clouds"][ADMIN_CLOUD]))
         services = [(binary, host) for binary, hosts in sample_services().items() for host in hosts]
         identities = agent_kubeconfigs(kubectl, services)
         for binary, host in services:
