@@ -130,7 +130,10 @@ class Authenticator:
         names = sorted(set(candidates))
         if await self.may(identity, "list", "servers"):
             return names
-        allowed = await asyncio.gather(*(self.may_access(identity, name) for name in names))
+        allowed: list[bool] = []
+        for start in range(0, len(names), MAX_CONCURRENT_TOKEN_REVIEWS):  # a few reviews at a time, as for tokens
+            batch = names[start : start + MAX_CONCURRENT_TOKEN_REVIEWS]
+            allowed += await asyncio.gather(*(self.may_access(identity, name) for name in batch))
         return [name for name, ok in zip(names, allowed, strict=True) if ok]
 
     async def project_of(self, identity: KubeIdentity, url_project_id: str | None) -> str | None:
