@@ -3,7 +3,9 @@ the last of 1,000 servers' events received by a webhook on 127.0.0.1, with one r
 transition (PerHostTransition) and with one per server (PerServer); beside them, in the same run, the
 last of the same servers' status writes (what the tenant waited for before). And fairness: tenant B's
 force-down to its last event alone, then while tenant A holds 100 subscriptions to a webhook that
-never answers (the kernel accepts its connections; nothing reads them).
+never answers (the kernel accepts its connections; nothing reads them). And heartbeat expiry on the
+same path: from a Lease's deadline (renewTime + down time) to the ComputeService's UNKNOWN and to
+the last of the 1,000 servers' UNKNOWN events.
 
 `notifications_delivery` is the scenario over a running Stack; `python -m bench.notifications_delivery`
 runs it alone on a local stack (`--quick` for a short run).
@@ -20,7 +22,8 @@ from typing import Any
 
 from hoststate import API_GROUP_VERSION
 from hoststate.devcluster.receiver import WebhookReceiver
-from hoststate.kube import COMPUTE_SERVICES, HOST_STATUS_SUBSCRIPTIONS, SECRETS, SERVERS, ApiError, KubeClient
+from hoststate.kube import COMPUTE_SERVICES, HOST_STATUS_SUBSCRIPTIONS, LEASES, SECRETS, SERVERS, ApiError, KubeClient
+from hoststate.kubetime import parse_kube_time
 from hoststate.resources.computeservice import service_name
 
 from .harness import ServerWatch, Stack, create_servers, create_services, progress, say, summary
@@ -29,9 +32,10 @@ from .scenarios import notified
 TENANT = "notify-tenant"
 TENANT_A, TENANT_B = "notify-a", "notify-b"
 KEY_SECRET = "hook-key"
+DOWN_TIME, REPORT_INTERVAL = 30.0, 10.0
 OPERATOR_FLAGS = [
-    "--service-down-time=30",
-    "--report-interval=10",
+    f"--service-down-time={DOWN_TIME:g}",
+    f"--report-interval={REPORT_INTERVAL:g}",
     "--fanout-concurrency=64",
     "--resync-period=600",
     "--webhook-allow-cidr=127.0.0.1/32",
@@ -103,11 +107,48 @@ async def force_down_to_events(
     return {"last_event": summary(events), "last_status_write": summary(statuses), "servers": len(keys)}
 
 
-async def notifications_delivery(stack: Stack, servers: int = 1000, reps: int = 20) -> dict[str, Any]:
+async def heartbeat_expiry(
+    stack: Stack, receiver: WebhookReceiver, host: str, keys: list[tuple[str, str]], rounds: int
+) -> dict[str, Any]:
+    """Stop the host's agent: lag from its Lease's deadline to the service's UNKNOWN (polled every 10 ms)
+    and to the last server's UNKNOWN event; then start the agent again and wait for UP."""
+    client = stack.client
+    server_ids = await uids(client, keys)
+    service_lags: list[float] = []
+    event_lags: list[float] = []
+    agent = stack.agent([host], REPORT_INTERVAL)
+    back: float | None = None  # when the agent was started again
+    for round_ in range(rounds):
+        if back is not None:
+            await notified(receiver, server_ids, "UP", back, timeout=120)
+        await asyncio.sleep(REPORT_INTERVAL * 1.5)  # a beat or two of the running agent
+        agent.stop()
+        lease = await client.get(LEASES, service_name(host), namespace=stack.lease_namespace)
+        deadline = parse_kube_time(lease["spec"]["renewTime"]).timestamp() + DOWN_TIME
+        events = asyncio.ensure_future(notified(receiver, server_ids, "UNKNOWN", deadline - 1, timeout=DOWN_TIME + 60))
+        progress(f"heartbeat expiry {round_ + 1}/{rounds}: {deadline - time.time():.0f}s to the deadline")
+        await asyncio.sleep(max(0.0, deadline - time.time() - 0.5))  # poll near the deadline only
+        while True:
+            status = (await client.get(COMPUTE_SERVICES, service_name(host))).get("status") or {}
+            if status.get("hostStatus") == "UNKNOWN":
+                service_lags.append(time.time() - deadline)
+                break
+            await asyncio.sleep(0.01)
+        event_lags.append(max((await events).values()) - deadline)
+        back = time.time()
+        agent = stack.agent([host], REPORT_INTERVAL)
+    await notified(receiver, server_ids, "UP", back or 0, timeout=120)
+    return {"service_status_lag": summary(service_lags), "last_event_lag": summary(event_lags), "rounds": rounds}
+
+
+async def notifications_delivery(
+    stack: Stack, servers: int = 1000, reps: int = 20, expiry_rounds: int = 3
+) -> dict[str, Any]:
     client = stack.client
     big, shared = "notify-big", "notify-shared"
     await create_services(client, [big, shared])
-    stack.agent([big, shared], 10.0)
+    stack.agent([shared], REPORT_INTERVAL)
+    big_agent = stack.agent([big], REPORT_INTERVAL)
     await asyncio.to_thread(stack.operator, *OPERATOR_FLAGS)
     for namespace in (TENANT, TENANT_A, TENANT_B):
         await tenant(client, stack, namespace)
@@ -126,6 +167,11 @@ async def notifications_delivery(stack: Stack, servers: int = 1000, reps: int = 
                 results[delivery] = await force_down_to_events(client, watch, receiver, big, keys, reps, delivery)
                 await unsubscribe(client, TENANT, "hook")
                 say(f"notifications {delivery}: {json.dumps(results[delivery]['last_event'])}")
+            await subscribe(client, TENANT, "expiry", receiver.url, delivery="PerHostTransition")
+            big_agent.stop()
+            results["heartbeat_expiry"] = await heartbeat_expiry(stack, receiver, big, keys, expiry_rounds)
+            await unsubscribe(client, TENANT, "expiry")
+            say(f"heartbeat expiry: {json.dumps(results['heartbeat_expiry'])}")
             results["fairness"] = await fairness(client, watch, receiver, shared, keys_b, reps)
     finally:
         await watch.stop()
@@ -161,17 +207,17 @@ async def fairness(
     return {"tenant_b_alone": alone, "tenant_b_beside_a": beside, "p99_ratio": ratio, "target_ratio": 1.2}
 
 
-async def main(servers: int, reps: int) -> dict[str, Any]:
+async def main(servers: int, reps: int, expiry_rounds: int) -> dict[str, Any]:
     stack = await Stack.start()
     try:
-        return await notifications_delivery(stack, servers, reps)
+        return await notifications_delivery(stack, servers, reps, expiry_rounds)
     finally:
         await stack.stop()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.notifications_delivery")
-    parser.add_argument("--quick", action="store_true", help="200 servers, 5 repetitions")
+    parser.add_argument("--quick", action="store_true", help="200 servers, 5 repetitions, 1 expiry")
     args = parser.parse_args()
-    outcome = asyncio.run(main(200, 5) if args.quick else main(1000, 20))
+    outcome = asyncio.run(main(200, 5, 1) if args.quick else main(1000, 20, 3))
     print(json.dumps(outcome, indent=2))
