@@ -54,6 +54,8 @@ def test_base_renders_every_part(rendered: list[dict[str, Any]]) -> None:
             "ValidatingAdmissionPolicy",
             "ValidatingAdmissionPolicyBinding",
             "NetworkPolicy",
+            "Lease",
+            "PodDisruptionBudget",
         ]
     )
     assert {o["metadata"]["name"] for o in rendered if o["kind"] == "ServiceAccount"} == {
@@ -111,7 +113,17 @@ def containers(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_operator_deployment(rendered: list[dict[str, Any]]) -> None:
     deployment = find(rendered, "Deployment", "hoststate")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}  # standalone Kopf: never two
+    # Two replicas, one leader (the election Lease): a rollout starts the new pod before stopping an old one.
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    assert find(rendered, "Lease", "hoststate-operator")
+    budget = find(rendered, "PodDisruptionBudget", "hoststate")["spec"]
+    assert budget["minAvailable"] == 1 and budget["selector"] == spec["selector"]
+    (spread,) = spec["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert spread["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["podAffinityTerm"]["labelSelector"] == spec["selector"]
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == "hoststate-operator" and pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
@@ -144,8 +156,8 @@ def test_containers_are_hardened(rendered: list[dict[str, Any]], workload: str) 
         for kind in ("requests", "limits"):
             assert set(container["resources"][kind]) == {"cpu", "memory"}, f"{name}: resources.{kind}"
         if workload == "Deployment":
-            for probe in ("livenessProbe", "readinessProbe"):
-                assert container[probe]["httpGet"]["path"] in ("/healthz", "/"), f"{name}: {probe}"
+            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", name
+            assert container["readinessProbe"]["httpGet"]["path"] in ("/readyz", "/"), name
 
 
 def test_agent_daemonset_heartbeats_its_node(rendered: list[dict[str, Any]]) -> None:

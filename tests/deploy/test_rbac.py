@@ -118,8 +118,9 @@ class Identities:
 def manifests_rbac(
     rendered: list[dict[str, Any]], kubectl: Kubectl, install_namespace: str, tmp_path_factory
 ) -> list[dict]:
-    """The base's ServiceAccounts, roles and bindings, and the agents' admission policy, applied for real."""
-    objects = [o for o in rendered if o["kind"] in RBAC_KINDS + ADMISSION_KINDS]
+    """The base's ServiceAccounts, roles and bindings, the agents' admission policy and the
+    operator's election Lease, applied for real."""
+    objects = [o for o in rendered if o["kind"] in RBAC_KINDS + ADMISSION_KINDS + ("Lease",)]
     path = tmp_path_factory.mktemp("rbac") / "rbac.yaml"
     path.write_text(yaml.safe_dump_all(objects))
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path), capture=True)
@@ -467,6 +468,20 @@ def test_each_identity_is_refused_what_it_must_not_do(
     assert not custom.get_cluster_custom_object(G, V, "computeservices", name)["spec"].get("forcedDown")
 
 
+def test_the_operator_writes_only_its_election_lease(
+    identities: Identities, api_client: k8s.ApiClient, unique_host: str
+) -> None:
+    """Get and patch of the shipped election Lease, by name; no create, no other Lease."""
+    leases = k8s.CoordinationV1Api(identities("hoststate-operator").api)
+    leases.read_namespaced_lease("hoststate-operator", INSTALL_NAMESPACE)
+    leases.patch_namespaced_lease("hoststate-operator", INSTALL_NAMESPACE, {"spec": {}}, dry_run="All")
+    other = {"metadata": {"name": "hoststate-operator-2"}, "spec": {}}
+    assert forbidden(lambda: leases.create_namespaced_lease(INSTALL_NAMESPACE, other, dry_run="All"))
+    k8s.CoordinationV1Api(api_client).create_namespaced_lease(INSTALL_NAMESPACE, heartbeat(unique_host))
+    renewal = renewal_patch(unique_host, datetime.now(UTC), 60)
+    assert forbidden(lambda: leases.patch_namespaced_lease(service_name(unique_host), INSTALL_NAMESPACE, renewal))
+
+
 # -- one host, one voice -----------------------------------------------------------------------
 def refused_with(call: Callable[[], Any]) -> str:
     """The API server's message when it refuses `call` (403); fails if it is allowed."""
@@ -688,6 +703,8 @@ def test_the_manifests_grant_what_the_code_uses(ablation: Ablation) -> None:
             ("", "events", "create"),
             ("coordination.k8s.io", "leases", "list"),
             ("coordination.k8s.io", "leases", "watch"),
+            ("coordination.k8s.io", "leases", "get"),
+            ("coordination.k8s.io", "leases", "patch"),
             ("admissionregistration.k8s.io", "validatingadmissionpolicies", "get"),
             ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "list"),
         ]
@@ -724,6 +741,7 @@ OPERATOR_READS = [
     (G, "hoststatussubscriptions", "watch"),
     ("coordination.k8s.io", "leases", "list"),
     ("coordination.k8s.io", "leases", "watch"),
+    ("coordination.k8s.io", "leases", "get"),  # the election Lease
     ("admissionregistration.k8s.io", "validatingadmissionpolicies", "get"),
     ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "list"),
 ]
@@ -732,6 +750,7 @@ OPERATOR_WRITES = [
     (G, "servers/status", "patch"),
     (G, "hoststatussubscriptions/status", "patch"),
     ("", "events", "create"),
+    ("coordination.k8s.io", "leases", "patch"),  # taking and renewing the election Lease
 ]
 
 
