@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 
 from hoststate import API_GROUP, API_VERSION
-from hoststate.devcluster.stack import clouds_config, openrc, write_clouds
+from hoststate.devcluster.stack import clouds_config, openrc, sample_tenants, write_clouds
+from hoststate.facade.api_version import MAX_VERSION
 from hoststate.kube import LEASES
 from hoststate.kubetime import kube_micro_time
 from hoststate.resources.lease import DEFAULT_LEASE_NAMESPACE
@@ -70,7 +72,7 @@ def admin_role(api_client: k8s.ApiClient) -> str:
 
 
 @pytest.fixture(scope="module")
-def setup(
+def objects(
     api_client: k8s.ApiClient,
     custom: k8s.CustomObjectsApi,
     facade: RunningFacade,
@@ -136,9 +138,11 @@ def setup(
         custom.delete_cluster_custom_object(API_GROUP, API_VERSION, "computeservices", f"{host}.nova-compute")
 
 
-@pytest.fixture(autouse=True)
-def heartbeats(setup: Setup) -> None:
-    setup.renew()
+@pytest.fixture
+def setup(objects: Setup) -> Setup:
+    """The module's objects, their hosts' heartbeats renewed."""
+    objects.renew()
+    return objects
 
 
 def run(setup: Setup, argv: list[str], *, env: dict[str, str] | None = None, ok: bool = True) -> str:
@@ -323,3 +327,20 @@ def test_openstacksdk(setup: Setup, custom: k8s.CustomObjectsApi) -> None:
 
     assert tables == [expected("UP"), expected("DOWN"), expected("UP")]
     assert get_service(custom, host)["spec"]["forcedDown"] is False
+
+
+def test_make_run_writes_a_cloud_per_sample_tenant(tmp_path: Path) -> None:
+    """make run's clouds: the admin and each sample tenant, v3token at the facade's identity API."""
+    assert sample_tenants() == ["tenant-a", "tenant-b"]
+    config = clouds_config("http://127.0.0.1:8774/identity/v3", {"tenant-a": ("t0k", "tenant-a")})
+    write_clouds(tmp_path / "clouds.yaml", config)
+    assert (tmp_path / "clouds.yaml").stat().st_mode & 0o777 == 0o600  # it holds tokens
+    cloud = yaml.safe_load((tmp_path / "clouds.yaml").read_text())["clouds"]["tenant-a"]
+    assert cloud["auth_type"] == "v3token" and cloud["compute_api_version"] == MAX_VERSION
+    assert openrc(cloud) == {
+        "OS_AUTH_TYPE": "v3token",
+        "OS_AUTH_URL": "http://127.0.0.1:8774/identity/v3",
+        "OS_TOKEN": "t0k",
+        "OS_PROJECT_NAME": "tenant-a",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+    }
