@@ -184,6 +184,9 @@ def test_projects_are_the_namespaces_one_may_access(facade: RunningFacade, users
         "You are not authorized to perform the requested action: identity:get_project."
     )
     assert http(f"{v3}/projects/{users.other_project}", token=users.admin).status == 200
+    # A name no namespace can have is no one's project, the admin's neither (and costs no review).
+    keystone_error(http(f"{v3}/projects/Not_A_Namespace", token=users.admin), 403, "Forbidden")
+    assert http(f"{v3}/projects?name=Not_A_Namespace", token=users.admin).body["projects"] == []
     keystone_error(http(f"{v3}/users/someone-else/projects", token=users.owner), 403, "Forbidden")
     keystone_error(http(f"{v3}/projects", token="made-up"), 401, "Unauthorized")
 

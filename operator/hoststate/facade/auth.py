@@ -127,7 +127,7 @@ class Authenticator:
     async def projects_of(self, identity: KubeIdentity, candidates: Iterable[str]) -> list[str]:
         """Those of `candidates` (namespaces) the user may access, sorted; one review per candidate
         at most (none when the user may list servers in every namespace)."""
-        names = sorted(set(candidates))
+        names = sorted({name for name in candidates if NAMESPACE_NAME.fullmatch(name)})
         if await self.may(identity, "list", "servers"):
             return names
         allowed: list[bool] = []
