@@ -367,3 +367,16 @@ async def test_a_full_queue_drops_new_events_and_counts_them() -> None:
     assert offered == [True, True, False]
     assert channel.state.failed == 1
     assert await channel.close() == 2
+
+
+async def test_a_channel_works_a_thousand_servers_with_its_few_workers(monkeypatch) -> None:
+    deliverer = ScriptedDeliverer(seed=3)
+    channel = Channel(SubscriptionSpec.from_body(body(maxRetries=10)), deliverer, None, concurrency=4)  # type: ignore[arg-type]
+    monkeypatch.setattr("hoststate.notifications.delivery.backoff_delay", lambda retry: 0.0)
+    for i in range(1000):
+        channel.offer(f"s{i}", Pending(f"e{i}", json.dumps([f"s{i}", 0]).encode(), T0))
+    assert len(channel._workers) == 4  # not a task per server
+    while channel.pending:
+        await asyncio.sleep(0.01)
+    assert len(deliverer.accepted) == 1000
+    await channel.close()

@@ -2,12 +2,12 @@
 one HTTP session per namespace.
 
 Ordering: each Server (by uid; with PerHostTransition delivery, each host) has its own queue
-inside a subscription, drained by one task at a time; a request leaves its queue only when
+inside a subscription, drained by one worker at a time; a request leaves its queue only when
 delivered or given up, so a later event of the same Server is never sent before an earlier one,
 even across retries. Servers do not wait for each other: a failing event holds back only its own
 Server's (or host's) later events.
-Fairness: at most `concurrency` attempts per subscription and NAMESPACE_IN_FLIGHT per namespace
-in flight (backoff sleeps hold no slot), each namespace with its own connection pool, and at most
+Fairness: at most `concurrency` workers per subscription (an attempt or a backoff sleep each) and
+NAMESPACE_IN_FLIGHT attempts per namespace in flight, each namespace with its own connection pool, and at most
 `max_pending` events queued per subscription and NAMESPACE_MAX_PENDING per namespace (beyond,
 new events are dropped and counted): one tenant's slow, failing or hanging webhooks hold only its
 own slots, connections and memory.
@@ -244,9 +244,10 @@ class Channel:
         self.max_pending = max_pending
         self.pending = 0
         self.pool = deliverer.pool(spec.namespace)
-        self._queues: dict[str, deque[Pending]] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self._queues: dict[str, deque[Pending]] = {}  # per server (or host): its requests, in order
+        self._ready: deque[str] = deque()  # queues with a request and no worker on them
+        self._workers: set[asyncio.Task[None]] = set()  # at most `concurrency`: the attempts in flight
         self.writer = StatusWriter(self._write_status, period=status_period, name=f"{spec.namespace}/{spec.name}")
         self._check: asyncio.Task[None] | None = None
         self.check_ready()
@@ -306,13 +307,19 @@ class Channel:
             self.state.dropped_events(pending.events)
             self.deliverer.metrics.notifications.labels(result="dropped").inc(pending.events)
             self._finished(pending)
-            self.writer.mark(urgent=True)
+            self.writer.mark()
             return False
         self.pending += pending.events
         self.pool.queued += pending.events
-        self._queues.setdefault(queue, deque()).append(pending)
-        if queue not in self._workers:
-            self._workers[queue] = asyncio.create_task(self._drain(queue), name=f"notify {queue}")
+        requests = self._queues.get(queue)
+        if requests is None:  # a new queue: ready for a worker (a queue in work is not: its worker goes on)
+            requests = self._queues[queue] = deque()
+            self._ready.append(queue)
+            if len(self._workers) < self.concurrency:
+                worker = asyncio.create_task(self._work(), name=f"notify {self.spec.namespace}/{self.spec.name}")
+                self._workers.add(worker)
+                worker.add_done_callback(self._workers.discard)
+        requests.append(pending)
         return True
 
     def _finished(self, pending: Pending) -> None:
@@ -320,9 +327,12 @@ class Channel:
         if pending.transition_id and self.acks.finished(pending.transition_id):
             self.writer.mark()
 
-    async def _drain(self, queue_name: str) -> None:
-        queue = self._queues[queue_name]
-        try:
+    async def _work(self) -> None:
+        """A worker: takes a ready queue and delivers its requests in order, one at a time, then the next.
+        A few workers per subscription, not a task per server: a host of 1,000 servers is 16 tasks."""
+        while self._ready:
+            name = self._ready.popleft()
+            queue = self._queues[name]
             while queue:
                 pending = queue[0]
                 try:
@@ -335,17 +345,14 @@ class Channel:
                 self.pending -= pending.events
                 self.pool.queued -= pending.events
                 self._finished(pending)
-        finally:
-            # No await between the empty check and here: an offer() in between sees the worker.
-            self._workers.pop(queue_name, None)
-            if not queue:
-                self._queues.pop(queue_name, None)
+            # No await between the empty check and here: an offer() in between sees the queue in work.
+            del self._queues[name]
 
     async def _deliver(self, pending: Pending) -> None:
         metrics = self.deliverer.metrics
         retry = 0
         while True:
-            async with self._slots, self.pool.slots:
+            async with self.pool.slots:
                 outcome = await self.deliverer.attempt(self.spec, pending, retry + 1)
             now = utcnow()
             if outcome.ready is not None and self.state.set_condition("Ready", *outcome.ready, now):
@@ -398,7 +405,7 @@ class Channel:
         """Stop delivering; return how many events were still queued. `deleted`: the subscription is
         gone (they are dropped, counted); otherwise they stay unacknowledged for whoever delivers next,
         and the acknowledgements so far are written once (within `flush_timeout`)."""
-        tasks = [*self._workers.values(), *([self._check] if self._check else [])]
+        tasks = [*self._workers, *([self._check] if self._check else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
