@@ -49,7 +49,7 @@ class MigrationController:
         if not requested.at_least("2.80"):
             opts.pop("project_id", None)
             opts.pop("user_id", None)
-        if opts.get("project_id") != ctx.project_id or "project_id" not in opts:
+        if not opts.get("project_id") or opts["project_id"] != ctx.project_id:
             self.policy.can(ctx, policies.INDEX_ALL_PROJECTS, target={"project_id": ctx.project_id})
         add_host = self.policy.can(ctx, policies.INDEX_HOST, target={"project_id": ctx.project_id}, fatal=False)
 
