@@ -4,6 +4,7 @@ the "no two writers" bound, release, and the client that writes only while leadi
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -210,7 +211,7 @@ async def test_callbacks_run_in_order_as_leadership_comes_and_goes(kube: FakeKub
         on_started_leading=started,
         on_stopped_leading=stopped,
     )
-    elector.start()
+    campaign = elector.start()  # on a thread of its own; the callbacks run here
     while seen != ["started"]:
         await asyncio.sleep(0.01)
     kube.fail(500, method="GET", times=-1)  # renewals fail: it stops leading at its deadline
@@ -219,8 +220,22 @@ async def test_callbacks_run_in_order_as_leadership_comes_and_goes(kube: FakeKub
     kube.clear_failures()
     while seen != ["started", "stopped", "started"]:  # its own Lease: it renews it again
         await asyncio.sleep(0.01)
-    await elector.resign()
+    await elector.stop(release=True)
     assert seen == ["started", "stopped", "started", "stopped"] and elector.transitions == 2
+    assert campaign.done() and not elector.is_leader()
+    assert spec(kube)["holderIdentity"] == ""  # released by the campaign's thread
+
+
+async def test_a_busy_event_loop_does_not_cost_the_lease(kube: FakeKube) -> None:
+    elector = LeaderElector(
+        kube, NAME, NAMESPACE, "a", ElectionTiming(lease_duration=1.0, renew_deadline=0.8, retry_period=0.1)
+    )
+    elector.start()
+    while not elector.is_leader():
+        await asyncio.sleep(0.01)
+    time.sleep(2.5)  # this loop blocked for three renew deadlines: the campaign's thread renews on
+    assert elector.is_leader()
+    await elector.stop()
 
 
 def test_timing_constraints() -> None:

@@ -12,7 +12,8 @@ successful renewal (`valid_until`, monotonic). That start precedes the renewal r
 server, which precedes any standby observing it, and a standby waits a full lease duration from its
 observation: so the leader stops writing at least `lease_duration - renew_deadline` before another
 can take the Lease. A graceful stop releases the Lease (holder empty, duration 1 s, as client-go's
-ReleaseOnCancel), and the standby takes it at its next poll.
+ReleaseOnCancel), and the standby takes it at its next poll. The campaign runs on a thread of its
+own, so that a busy event loop (a fan-out, a long list) does not delay renewals and lose the Lease.
 
 Why not kubernetes_asyncio's leaderelection: it needs that client's configuration and models, which
 this project dropped (the KubeClient here is raw JSON over aiohttp), it calls its callbacks only
@@ -27,6 +28,7 @@ import contextlib
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -130,8 +132,14 @@ class LeaderElector:
         self._observed_at = 0.0  # monotonic: when it last changed, as seen by us
         self._observed_version = ""  # its resourceVersion
         self._problem = ""  # the last failed attempt's problem, logged once
-        self._callbacks: asyncio.Task[None] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._resigned = False  # stopping: renewals no longer count as leadership
+        self._release_on_stop = False
+        self._callbacks: asyncio.Task[None] | None = None  # on the caller's loop
+        self._main: asyncio.AbstractEventLoop | None = None  # the caller's loop and thread
+        self._main_thread = 0
+        self._loop: asyncio.AbstractEventLoop | None = None  # the campaign's loop, thread and task
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[Any] | None = None
 
     # -- reading ---------------------------------------------------------------------------
     def is_leader(self) -> bool:
@@ -162,7 +170,7 @@ class LeaderElector:
             held = False
         else:
             self._problem = ""
-        if held:
+        if held and not self._resigned:
             self.valid_until = started + self.timing.renew_deadline
         elif self.holder and self.holder != self.identity:
             self.valid_until = 0.0  # someone else holds it: stop at once, not at the deadline
@@ -231,10 +239,43 @@ class LeaderElector:
         self.lease_uid = metadata.get("uid", "")
 
     # -- running ---------------------------------------------------------------------------
-    def start(self) -> asyncio.Task[None]:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name=f"leader election {self.namespace}/{self.name}")
-        return self._task
+    def start(self) -> asyncio.Future[None]:
+        """Campaign on a thread of its own (with its own event loop and `client`'s session made
+        there): a busy event loop (a fan-out, a large list) must not delay renewals and lose the
+        Lease. Writes are checked from any thread against `valid_until`; the callbacks run on the
+        caller's loop. The future is done when the thread ends (stop())."""
+        self._main = asyncio.get_running_loop()
+        self._main_thread = threading.get_ident()
+        done: asyncio.Future[None] = self._main.create_future()
+        self._thread = threading.Thread(target=self._thread_main, args=(done,), name="leader election", daemon=True)
+        self._thread.start()
+        return done
+
+    def _thread_main(self, done: asyncio.Future[None]) -> None:
+        def finish(error: BaseException | None) -> None:
+            if not done.done():
+                done.set_exception(error) if error is not None else done.set_result(None)
+
+        outcome: BaseException | None = None
+        try:
+            asyncio.run(self._campaign())
+        except BaseException as error:  # a bug: the operator's health check sees the task done
+            outcome = error
+        assert self._main is not None
+        with contextlib.suppress(RuntimeError):  # the caller's loop is already closed
+            self._main.call_soon_threadsafe(finish, outcome)
+
+    async def _campaign(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            if self._release_on_stop:
+                await self.release()
+            await self.client.close()  # its session belongs to this loop
 
     async def run(self) -> None:
         """Campaign, lead while renewals succeed, campaign again: until cancelled."""
@@ -260,6 +301,13 @@ class LeaderElector:
         else:
             logger.warning("%s no longer leads (Lease %s/%s)", self.identity, self.namespace, self.name)
         callback = self.on_started_leading if leading else self.on_stopped_leading
+        if self._main is None or threading.get_ident() == self._main_thread:
+            self._chain(callback)
+        else:
+            self._main.call_soon_threadsafe(self._chain, callback)
+
+    def _chain(self, callback: Callback) -> None:
+        """Run `callback` on this loop once the previous callbacks are done."""
         previous = self._callbacks
 
         async def in_order() -> None:
@@ -273,16 +321,29 @@ class LeaderElector:
         self._callbacks = asyncio.create_task(in_order(), name="leadership callbacks")
 
     async def resign(self) -> None:
-        """Stop campaigning and writing at once (the Lease is still ours: release() frees it)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop writing at once, and wait for the stopped-leading callbacks. The campaign goes on
+        (renewals are no longer taken as leadership) until stop()."""
+        self._resigned = True
         self.valid_until = 0.0
         self._announce()
         if self._callbacks is not None:
             await asyncio.gather(self._callbacks, return_exceptions=True)
+
+    async def stop(self, *, release: bool = True) -> None:
+        """End the campaign (resigned first), releasing the Lease if it is ours (see release())."""
+        await self.resign()
+        self._release_on_stop = release
+        if self._thread is None:  # never campaigned on a thread
+            if release:
+                await self.release()
+            await self.client.close()
+            return
+        while self._task is None and self._thread.is_alive():  # just started: its loop is coming up
+            await asyncio.sleep(0.01)
+        if self._loop is not None and self._task is not None:
+            with contextlib.suppress(RuntimeError):  # its loop already closed
+                self._loop.call_soon_threadsafe(self._task.cancel)
+        await asyncio.to_thread(self._thread.join)
 
     async def release(self) -> None:
         """Give the Lease up, if we still hold it: holder empty, duration 1 s (client-go's

@@ -144,13 +144,12 @@ class Operator:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.reconciler.stop()
-        await self.elector.release()
+        await self.elector.stop(release=True)
         if self.http is not None:
             await self.http.cleanup()
         await self.notifier.stop()
         await self.events.stop()
         await self.client.close()
-        await self.elector.client.close()
 
 
 class OperatorFactory:
