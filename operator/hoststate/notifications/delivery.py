@@ -294,9 +294,8 @@ class Channel:
 
     def offer_transition(self, transition_id: str, decided: datetime, requests: list[tuple[str, Pending]]) -> None:
         """Queue the requests (queue, request) of a host transition; none: nothing of it is for this
-        subscription (acknowledged at once)."""
-        if self.acks.offered(transition_id, decided, len(requests)):
-            self.writer.mark()
+        subscription (acknowledged at once, written with the next status write)."""
+        self.acks.offered(transition_id, decided, len(requests))
         for queue, pending in requests:
             self.offer(queue, pending)
 

@@ -157,14 +157,13 @@ class Acknowledgements:
         """Not yet done and not in flight: to be (re)delivered."""
         return decided > self.through and transition_id not in self.done and transition_id not in self.in_flight
 
-    def offered(self, transition_id: str, decided: datetime, events: int) -> bool:
-        """`events` events of the transition queued; True when that is none (done at once)."""
+    def offered(self, transition_id: str, decided: datetime, events: int) -> None:
+        """`events` events of the transition queued (none: done at once)."""
         self.seen = max(self.seen or decided, decided)
         if events <= 0:
             self.done[transition_id] = decided
-            return True
-        self.in_flight[transition_id] = [decided, events]
-        return False
+        else:
+            self.in_flight[transition_id] = [decided, events]
 
     def finished(self, transition_id: str) -> bool:
         """One of its events delivered or given up; True when it was the last."""
