@@ -476,3 +476,34 @@ async def test_after_a_restart_the_writes_a_recorded_transition_covers_count_as_
         ("s0", "UP", "DOWN", True),  # the recorded transition's: redelivered from it, not sent anew
     ]
     await again.reconciler.stop()
+
+
+async def test_a_new_leader_decides_from_the_recorded_transitions_not_from_its_own_as_a_standby(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("hoststate.operator.coalescer.BACKOFF", (0.001,) * 7)
+    leader = World(clock_at=T0 + timedelta(seconds=1))
+    kube = leader.kube
+    name = leader.add_service("h1")
+    leader.add_server("s0", "h1")
+    await leader.change_service("h1", forcedDown=True)
+    await leader.settle()
+
+    # A standby decides too, but cannot record (its writes are refused): never told.
+    standby = World(kube, clock_at=T0 + timedelta(seconds=1))
+    told = listen_host_transitions(standby)
+    kube.fail(403, method="PATCH", path=COMPUTE_SERVICES.path(None, name, "status"), times=-1)
+    standby.reconciler.heartbeat(name, T0)
+    standby.reconciler.service_seen({**kube.object(COMPUTE_SERVICES, name), "status": {}})
+    await asyncio.sleep(0.01)
+    assert standby.reconciler.oldest_unrecorded() is not None and told == []
+
+    # It becomes the leader: it decides again from what the statuses record (the last leader's DOWN).
+    kube.clear_failures()
+    standby.reconciler.forget_decisions()
+    standby.reconciler.service_seen(kube.object(COMPUTE_SERVICES, name))
+    await standby.settle()
+    assert standby.reconciler.oldest_unrecorded() is None and told == []
+    assert standby.reconciler.recorded_transitions() == leader.reconciler.recorded_transitions()
+    await leader.reconciler.stop()
+    await standby.reconciler.stop()

@@ -111,6 +111,7 @@ class Operator:
         index holds them; whatever the last leader left undone is redone."""
         self.metrics.leader.set(1)
         self.metrics.leader_transitions.inc()
+        self.reconciler.forget_decisions()
         self.reconciler.resync()
         self.evacuator.wake()
         elector = self.elector

@@ -147,6 +147,8 @@ class Reconciler:
         name = body["metadata"]["name"]
         record = self.services.remove(name)
         self._cancel_timer(name)
+        self._decided.pop(name, None)
+        self._release(name, len(self._unrecorded.get(name, ())))  # no status left to record them in
         if record is not None and record.is_compute:
             self.request_fanout(record.host)
 
@@ -181,12 +183,20 @@ class Reconciler:
                 servers.append(transition.for_server(*server.key, server.uid, told))
         self._unrecorded.setdefault(record.name, []).append((transition, servers))
 
+    def forget_decisions(self) -> None:
+        """On becoming the leader, before the resync: decide again from what the services' statuses
+        record, not from what this replica decided while it could not record (a standby's decisions
+        were never told; the last leader's are in the statuses)."""
+        self._decided.clear()
+        self._unrecorded.clear()
+        self._announced.clear()
+
     def _release(self, name: str, count: int) -> None:
         """The first `count` unrecorded transitions of a service are recorded (or cannot be): tell."""
-        unrecorded = self._unrecorded.get(name, [])
-        released, self._unrecorded[name] = unrecorded[:count], unrecorded[count:]
-        if not self._unrecorded[name]:
-            del self._unrecorded[name]
+        unrecorded = self._unrecorded.pop(name, [])
+        released = unrecorded[:count]
+        if unrecorded[count:]:
+            self._unrecorded[name] = unrecorded[count:]
         for transition, servers in released:
             for listener in self.host_transition_listeners:
                 try:
