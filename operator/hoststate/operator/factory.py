@@ -121,13 +121,11 @@ class Operator:
             "LeaderElection",
             f"{elector.identity} became leader{took_over}",
         )
-        if hasattr(self.notifier, "start_delivering"):  # at-least-once delivery (notifications): from the leader only
-            await self.notifier.start_delivering()
+        await self.notifier.start_delivering()  # deliveries from the leader only; undelivered ones resumed
 
     async def stopped_leading(self) -> None:
         self.metrics.leader.set(0)
-        if hasattr(self.notifier, "stop_delivering"):
-            await self.notifier.stop_delivering()
+        await self.notifier.stop_delivering()
 
     def compute_service_event(self, kind: str, body: dict[str, Any]) -> None:
         if kind == "DELETED":
@@ -138,8 +136,10 @@ class Operator:
             self.evacuator.service_seen(body)
 
     async def stop(self) -> None:
-        # Writes stop first, then what is in flight is cancelled, then the Lease is released: the
+        # Deliveries stop while this replica still leads (their acknowledgements are written, in at
+        # most 2 s), then writes stop, what is in flight is cancelled, and the Lease is released: the
         # standby takes over at its next attempt (a rolling update hands over within a retry period).
+        await self.notifier.stop_delivering()
         await self.elector.resign()
         for task in self.tasks:
             task.cancel()
