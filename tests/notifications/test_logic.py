@@ -380,3 +380,27 @@ async def test_a_channel_works_a_thousand_servers_with_its_few_workers(monkeypat
         await asyncio.sleep(0.01)
     assert len(deliverer.accepted) == 1000
     await channel.close()
+
+
+async def test_a_refreshed_key_replaces_the_cached_one_and_an_api_server_away_keeps_it() -> None:
+    import base64
+
+    from hoststate.kube import ApiError
+    from hoststate.notifications.secrets import SigningKeys
+
+    answers: list = [b"first key of 16+ bytes", ApiError(500, None, "GET", "/"), b"second key of 16+ bytes"]
+
+    class Secrets:
+        async def get(self, *_):
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return {"data": {"key": base64.b64encode(answer).decode()}}
+
+    keys = SigningKeys(Secrets())  # type: ignore[arg-type]
+    assert await keys.get("ns", "k", "key") == b"first key of 16+ bytes"
+    await keys.refresh("ns", "k")  # the API server answers 500: the cached key stays
+    assert await keys.get("ns", "k", "key") == b"first key of 16+ bytes"
+    await keys.refresh("ns", "k")
+    assert await keys.get("ns", "k", "key") == b"second key of 16+ bytes"
+    assert answers == []

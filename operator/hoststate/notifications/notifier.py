@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 # Served per namespace, oldest first; the others get Ready=False, TooManySubscriptions.
 MAX_SUBSCRIPTIONS_PER_NAMESPACE = 100
 BATCH_MAX = 1000  # events in one PerHostTransition request; a bigger host takes several
+KEY_REFRESH = 20.0  # seconds between GETs of a served subscription's Secret (within its 30 s cache)
 TOO_MANY = "TooManySubscriptions"
 
 
@@ -80,6 +81,7 @@ class Notifier:
         self.by_namespace: dict[str, set[str]] = {}
         self.delivering = False
         self._background: set[asyncio.Task[Any]] = set()
+        self._refresher: asyncio.Task[None] | None = None
         self.informers = [Informer(client, HOST_STATUS_SUBSCRIPTIONS, ns) for ns in (namespaces or [None])]
         for informer in self.informers:
             informer.add_handler(self._subscription_event)
@@ -113,6 +115,7 @@ class Notifier:
         self.delivering = True
         for namespace in list(self.bodies):
             self._serve(namespace)
+        self._refresher = asyncio.create_task(self._refresh_keys(), name="refresh signing keys")
         redelivered = 0
         for transition in self.fleet.recorded_transitions():
             redelivered += self._offer_host_transition(transition, self._by_namespace(transition))
@@ -126,11 +129,26 @@ class Notifier:
         if not self.delivering:
             return
         self.delivering = False
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
         channels, self.channels = self.channels, {}
         self.by_namespace.clear()
         left = await asyncio.gather(*(channel.close(deleted=False) for channel in channels.values()))
         if sum(left):
             logger.info("stopped delivering with %d events queued (left to whoever delivers next)", sum(left))
+
+    async def _refresh_keys(self) -> None:
+        """Every KEY_REFRESH seconds, each served Secret once, then the Ready conditions: an event never
+        waits for a Secret's GET (a heartbeat expiry would, behind its fan-out's patches), and a key
+        deleted or spoiled shows in status before an event needs it."""
+        while True:
+            await asyncio.sleep(KEY_REFRESH)
+            secrets = {(channel.spec.namespace, channel.spec.secret_name) for channel in self.channels.values()}
+            for namespace, name in secrets:
+                await self.deliverer.keys.refresh(namespace, name)
+            for channel in list(self.channels.values()):
+                channel.check_ready()
 
     # -- subscriptions ------------------------------------------------------------------
     def _subscription_event(self, kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:

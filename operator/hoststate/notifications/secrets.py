@@ -4,7 +4,8 @@ Why not an informer: watching Secrets means list/watch on every Secret of every 
 the broadest read right there is. A GET needs only `get secrets` (which a cluster admin can
 narrow per namespace with RoleBindings) and reads only the Secrets subscriptions name.
 The price is freshness: a rotated key is used within `ttl` seconds, a Secret created after
-its subscription within `negative_ttl`.
+its subscription within `negative_ttl`. The leader refreshes the keys of the subscriptions it
+serves ahead of `ttl` (notifier.py), so that an event is never the one waiting for the GET.
 
 The messages (a subscription's Ready condition) name the Secret and what is wrong with it,
 never anything of its value (not even a short key's length) nor the API server's own words.
@@ -48,6 +49,13 @@ class SigningKeys:
 
     def forget(self, namespace: str, name: str) -> None:
         self._secrets.forget((namespace, name))
+
+    async def refresh(self, namespace: str, name: str) -> None:
+        """GET the Secret again and replace what is cached only then: events never wait meanwhile. An
+        API server away keeps the cached answer (until it expires)."""
+        secret = await self._fetch(namespace, name)
+        if secret.error is None or secret.error.reason != "SecretUnavailable":
+            self._secrets.put((namespace, name), secret)
 
     async def get(self, namespace: str, name: str, key: str) -> bytes:
         """The key's bytes; SigningKeyError when the Secret, the key or the right to read it is missing."""
