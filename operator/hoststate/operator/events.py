@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..kube import EVENTS, ApiError, KubeClient
+from ..kube.leader import NotLeader
 from ..kubetime import kube_time
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class EventRecorder:
             body = await self._queue.get()
             try:
                 await self._client.create(EVENTS, body, namespace=body["metadata"]["namespace"])
+            except NotLeader:  # a standby's (or a deposed leader's) Event: the leader reports what matters
+                logger.debug("event %s not posted: not the leader", body["reason"])
             except (TimeoutError, ApiError, OSError) as error:
                 logger.warning("could not post event %s: %s", body["reason"], error)
             finally:

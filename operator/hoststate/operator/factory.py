@@ -173,7 +173,9 @@ class OperatorFactory:
         events = EventRecorder(writer, "operator")
         metrics = OperatorMetrics()
         reconciler = Reconciler(writer, config, events, metrics)
-        metrics.registry.register(IndexCollector(reconciler.services, reconciler.servers, config.down_time))
+        metrics.registry.register(
+            IndexCollector(reconciler.services, reconciler.servers, config.down_time, reporting=elector.is_leader)
+        )
         evacuator = Evacuator(writer, reconciler, config, events, metrics)
         notifier = Notifier(
             writer,

@@ -4,7 +4,7 @@ collector), so the hot path does no metric bookkeeping for them."""
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from prometheus_client.core import GaugeMetricFamily
@@ -17,10 +17,20 @@ SERVICE_LABELS = ("host", "binary", "zone")
 
 
 class IndexCollector(Collector):
-    def __init__(self, services: ServiceIndex, servers: ServerIndex, down_time: float) -> None:
+    """With several replicas only the leader reports samples (a standby's indexes hold the same
+    fleet, and `sum(...)` over replicas would count it twice); every replica declares the families."""
+
+    def __init__(
+        self,
+        services: ServiceIndex,
+        servers: ServerIndex,
+        down_time: float,
+        reporting: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.services = services
         self.servers = servers
         self.down_time = down_time
+        self.reporting = reporting
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         services = self.services
@@ -39,7 +49,8 @@ class IndexCollector(Collector):
             "Unix time of the service's last heartbeat (its creation time if it never reported).",
             labels=SERVICE_LABELS,
         )
-        for record in services.by_name.values():
+        reporting = self.reporting()
+        for record in services.by_name.values() if reporting else ():
             labels = [record.host, record.binary, record.zone]
             facts = services.facts(record, now, self.down_time)
             up.add_metric(labels, 1.0 if facts.up else 0.0)
@@ -52,6 +63,6 @@ class IndexCollector(Collector):
             "hoststate_servers", "Servers by the host status they show.", labels=["host_status"]
         )
         tally = Tally(record.host_status or "" for record in self.servers.by_key.values())
-        for value in HOST_STATUSES:
+        for value in HOST_STATUSES if reporting else ():
             servers.add_metric([value], float(tally.get(value, 0)))
         yield servers
