@@ -17,7 +17,7 @@ from hoststate.devcluster.receiver import WebhookReceiver
 from hoststate.kube import SERVERS
 from hoststate.kube.api_resources import HOST_STATUS_SUBSCRIPTIONS, SECRETS
 
-from . import hostile, scenarios
+from . import hostile, scenarios, takeover
 from .harness import (
     RESULTS,
     ServerWatch,
@@ -32,7 +32,7 @@ from .harness import (
 from .profile import Profiler
 from .scenarios import Keys
 
-GROUPS = ("core", "hostile")
+GROUPS = ("core", "hostile", "ha")
 NAMESPACE = "bench"
 TENANT = "bench-tenant"  # the big host's servers: one tenant with 1,000 servers
 
@@ -41,6 +41,8 @@ def table(results: dict) -> str:
     lines = core_table(results) if "force_down" in results else []
     if "hostile" in results:
         lines += hostile.table(results["hostile"])
+    if "ha" in results:
+        lines += takeover.table(results["ha"]["takeover"])
     return "\n".join(lines)
 
 
@@ -292,6 +294,8 @@ async def main(args: argparse.Namespace) -> dict:
         results.update(await core(args))
     if "hostile" in args.only:
         results["hostile"] = await hostile.run(fuzz_cases=1000 if args.quick else hostile.FUZZ_CASES)
+    if "ha" in args.only:
+        results["ha"] = {"takeover": await takeover.main(repetitions=2 if args.quick else takeover.REPETITIONS)}
     return results
 
 

@@ -165,12 +165,27 @@ async def takeover(stack: Stack, repetitions: int = REPETITIONS) -> dict[str, An
     }
 
 
-async def main() -> dict[str, Any]:
+async def main(repetitions: int = REPETITIONS) -> dict[str, Any]:
     stack = await Stack.start()
     try:
-        return await takeover(stack)
+        return await takeover(stack, repetitions)
     finally:
         await stack.stop()
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for case, label in (
+        ("leader_alive_baseline", "leader alive (baseline)"),
+        ("sigkill_of_the_leader", "SIGKILL of the leader"),
+        ("sigterm_of_the_leader", "SIGTERM of the leader"),
+    ):
+        first, last = results[case]["first_write_s"], results[case]["last_server_s"]
+        lines.append(
+            f"takeover, {label}: first write p50 {first['p50']:.2f} s, p99 {first['p99']:.2f} s; "
+            f"last of {results['servers']} servers p99 {last['p99']:.2f} s"
+        )
+    return lines
 
 
 if __name__ == "__main__":
