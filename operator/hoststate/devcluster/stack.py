@@ -242,25 +242,16 @@ def run() -> int:
     given = os.environ.get("KUBECONFIG")
     try:
         if given:
-            kubeconfig = Path(given)
-            env = {"KUBECONFIG": str(kubeconfig)}
             print(f"using the cluster of KUBECONFIG={given}")
+            kubeconfig, env = Path(given), {"KUBECONFIG": given}
         else:
             print("starting the local control plane (etcd + kube-apiserver on 127.0.0.1) ...")
             cluster = DevCluster(bin_dir=bin_dir, workdir=RUN_DIR / "cluster")
             cluster.start()
-            kubeconfig = RUN_DIR / "kubeconfig"
-            kubeconfig.write_text(cluster.kubeconfig.read_text())
-            kubeconfig.chmod(0o600)
-            env = {
-                "KUBECONFIG": str(kubeconfig),
-                "HOSTSTATE_API_SERVER": cluster.server,
-                "HOSTSTATE_ADMIN_TOKEN": cluster.admin_token,
-            }
+            kubeconfig, env = local_cluster_env(cluster)
         facade_port = os.environ.get("HOSTSTATE_FACADE_PORT", "8774")
         facade_root = f"http://127.0.0.1:{facade_port}"
-        facade_url = f"{facade_root}/v2.1"
-        env["HOSTSTATE_FACADE_URL"] = facade_url
+        env["HOSTSTATE_FACADE_URL"] = f"{facade_root}/v2.1"
         if cluster is not None:
             # The OpenStack clients' clouds (.run/clouds.yaml, below); the local admin's by default.
             env |= {"OS_CLIENT_CONFIG_FILE": str(RUN_DIR / "clouds.yaml"), "OS_CLOUD": ADMIN_CLOUD}
@@ -272,63 +263,94 @@ def run() -> int:
         kubectl("apply", "--server-side", "-f", str(SAMPLES_DIR))
 
         children = Children(kubeconfig)
-        # Webhooks to receivers on this machine (127.0.0.1 only: the egress policy refuses loopback otherwise).
-        children.start(
-            "operator",
-            "operator",
-            f"--lease-namespace={LEASE_NAMESPACE}",
-            "--webhook-allow-cidr=127.0.0.1/32",
-            "--metrics-host=127.0.0.1",  # this machine only: nothing of the local stack is on the network
-        )
-        children.start(
-            "facade",
-            "facade",
-            "--host=127.0.0.1",
-            f"--port={facade_port}",
-            "--metrics-host=127.0.0.1",
-            f"--lease-namespace={LEASE_NAMESPACE}",
-        )
+        start_operator_and_facade(children, facade_port)
         if cluster is not None:
-            # The OpenStack clients' clouds: the local admin (its project: the operator's namespace) and each tenant.
-            clouds = {ADMIN_CLOUD: (cluster.admin_token, LEASE_NAMESPACE)}
-            clouds |= {tenant: (token, tenant) for tenant, token in tenant_tokens(kubectl, sample_tenants()).items()}
-            config = clouds_config(f"{facade_root}/identity/v3", clouds)
-            # The way without the identity API: the token sent as it is to the compute endpoint.
-            config["clouds"][f"{ADMIN_CLOUD}-token"] = {
-                "auth_type": "admin_token",
-                "auth": {"endpoint": facade_url, "token": cluster.admin_token},
-            }
-            write_clouds(RUN_DIR / "clouds.yaml", config)
-            write_env(RUN_DIR / "openrc", openrc(config["clouds"][ADMIN_CLOUD]))
-        services = [(binary, host) for binary, hosts in sample_services().items() for host in hosts]
-        identities = agent_kubeconfigs(kubectl, services)
-        for binary, host in services:
-            children.start(
-                f"agent-{service_name(host, binary)}",
-                "agent",
-                f"--binary={binary}",
-                f"--lease-namespace={LEASE_NAMESPACE}",
-                f"--host={host}",
-                kubeconfig=identities[host],
-            )
+            write_client_settings(kubectl, cluster, facade_root)
+        start_agents(children, kubectl)
         print(
             "\nhoststate is running. In another shell:\n"
             f"  source {RUN_DIR / 'env'}\n"
             "  kubectl get srv -A -w\n"
             f'  kubectl patch computeservice {service_name("compute1")} --type merge -p \'{{"spec":{{"forcedDown":true}}}}\'\n'
-            f"  openstack compute service list --long    # the Nova facade at {facade_url}\n"
+            f"  openstack compute service list --long    # the Nova facade at {env['HOSTSTATE_FACADE_URL']}\n"
             "  openstack server list --long --all-projects    # as the admin; --os-cloud tenant-a: a tenant\n"
             "Ctrl-C stops everything."
         )
-        while not stop.wait(1):
-            exited = children.exited()
-            if exited:
-                print(f"{exited} exited; see .run/{exited}.log. Stopping.")
-                return 1
-        print("stopping ...")
-        return 0
+        return wait_until_stopped(stop, children)
     finally:
         if children is not None:
             children.stop()
         if cluster is not None:
             cluster.stop()
+
+
+def local_cluster_env(cluster: DevCluster) -> tuple[Path, dict[str, str]]:
+    """The local cluster's kubeconfig (.run/kubeconfig) and the settings .run/env exports for it."""
+    kubeconfig = RUN_DIR / "kubeconfig"
+    kubeconfig.write_text(cluster.kubeconfig.read_text())
+    kubeconfig.chmod(0o600)
+    env = {
+        "KUBECONFIG": str(kubeconfig),
+        "HOSTSTATE_API_SERVER": cluster.server,
+        "HOSTSTATE_ADMIN_TOKEN": cluster.admin_token,
+    }
+    return kubeconfig, env
+
+
+def start_operator_and_facade(children: Children, facade_port: str) -> None:
+    """Both on this machine only (127.0.0.1): nothing of the local stack is on the network."""
+    children.start(
+        "operator",
+        "operator",
+        f"--lease-namespace={LEASE_NAMESPACE}",
+        "--webhook-allow-cidr=127.0.0.1/32",  # webhooks to receivers on this machine: loopback is refused otherwise
+        "--metrics-host=127.0.0.1",
+    )
+    children.start(
+        "facade",
+        "facade",
+        "--host=127.0.0.1",
+        f"--port={facade_port}",
+        "--metrics-host=127.0.0.1",
+        f"--lease-namespace={LEASE_NAMESPACE}",
+    )
+
+
+def write_client_settings(kubectl: Kubectl, cluster: DevCluster, facade_root: str) -> None:
+    """.run/clouds.yaml: the local admin (its project: the operator's namespace) and each tenant; .run/openrc."""
+    clouds = {ADMIN_CLOUD: (cluster.admin_token, LEASE_NAMESPACE)}
+    clouds |= {tenant: (token, tenant) for tenant, token in tenant_tokens(kubectl, sample_tenants()).items()}
+    config = clouds_config(f"{facade_root}/identity/v3", clouds)
+    # The way without the identity API: the token sent as it is to the compute endpoint.
+    config["clouds"][f"{ADMIN_CLOUD}-token"] = {
+        "auth_type": "admin_token",
+        "auth": {"endpoint": f"{facade_root}/v2.1", "token": cluster.admin_token},
+    }
+    write_clouds(RUN_DIR / "clouds.yaml", config)
+    write_env(RUN_DIR / "openrc", openrc(config["clouds"][ADMIN_CLOUD]))
+
+
+def start_agents(children: Children, kubectl: Kubectl) -> None:
+    """One agent process per sample service, each with its own host's identity (as outside Kubernetes)."""
+    services = [(binary, host) for binary, hosts in sample_services().items() for host in hosts]
+    identities = agent_kubeconfigs(kubectl, services)
+    for binary, host in services:
+        children.start(
+            f"agent-{service_name(host, binary)}",
+            "agent",
+            f"--binary={binary}",
+            f"--lease-namespace={LEASE_NAMESPACE}",
+            f"--host={host}",
+            kubeconfig=identities[host],
+        )
+
+
+def wait_until_stopped(stop: threading.Event, children: Children) -> int:
+    """Until Ctrl-C (0), or until a child exits by itself (1: the stack is no longer whole)."""
+    while not stop.wait(1):
+        exited = children.exited()
+        if exited:
+            print(f"{exited} exited; see .run/{exited}.log. Stopping.")
+            return 1
+    print("stopping ...")
+    return 0
