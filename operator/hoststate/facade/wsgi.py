@@ -121,6 +121,22 @@ def kube_error(error: ApiError) -> NovaError:
     return HTTPInternalServerError(message)
 
 
+def as_fault(error: Exception, request: web.Request, unexpected: str) -> NovaError:
+    """Whatever a handler raised, as the fault the caller gets (`unexpected`: the 500's message, logged)."""
+    if isinstance(error, NovaError):
+        return error
+    if isinstance(error, ApiError):
+        return kube_error(error)
+    if isinstance(error, web.HTTPNotFound):
+        return HTTPNotFound()
+    if isinstance(error, web.HTTPMethodNotAllowed):
+        return HTTPMethodNotAllowed()
+    if isinstance(error, web.HTTPException):
+        return type("Fault", (NovaError,), {"code": error.status})(error.reason)
+    log.exception("%s %s failed", request.method, request.path, exc_info=error)
+    return HTTPInternalServerError(unexpected)
+
+
 async def _read_body(request: web.Request) -> Any:
     """Nova's get_content_type and _get_request_content: JSON is assumed when no type is given."""
     content_type = request.headers.get("Content-Type", "")
@@ -178,22 +194,13 @@ async def nova_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 f"Context's project_id '{request[CONTEXT].project_id}'"
             )
         response = await handler(request)
-    except NovaError as error:
-        response = _fault(error)
-    except ApiError as error:
-        response = _fault(kube_error(error))
-    except web.HTTPNotFound:
-        response = _fault(HTTPNotFound())
-    except web.HTTPMethodNotAllowed:
-        response = _fault(HTTPMethodNotAllowed())
-    except web.HTTPException as error:
-        response = _fault(type("Fault", (NovaError,), {"code": error.status})(error.reason))
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+    except Exception as error:
         response = _fault(
-            HTTPInternalServerError(
+            as_fault(
+                error,
+                request,
                 "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach "
-                "the Nova API log if possible."
+                "the Nova API log if possible.",
             )
         )
     response.headers["X-Compute-Request-Id"] = request_id

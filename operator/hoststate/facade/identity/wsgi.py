@@ -11,18 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ...kube import ApiError
 from ..context import KubeIdentity
 from ..faults import (
     HTTPBadRequest,
-    HTTPInternalServerError,
-    HTTPMethodNotAllowed,
-    HTTPNotFound,
     HTTPRequestEntityTooLarge,
     NovaError,
     keystone_body,
 )
-from ..wsgi import AUTHENTICATOR, Handler, json_response, kube_error, links
+from ..wsgi import AUTHENTICATOR, Handler, as_fault, json_response, links
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +85,9 @@ async def keystone_middleware(request: web.Request, handler: Handler) -> web.Str
             request[IDENTITY] = await request.app[AUTHENTICATOR].authenticate(token)
         request[BODY] = await _read_json(request)
         response = await handler(request)
-    except NovaError as error:
-        response = _fault(error)
-    except ApiError as error:
-        response = _fault(kube_error(error))
-    except web.HTTPNotFound:
-        response = _fault(HTTPNotFound())
-    except web.HTTPMethodNotAllowed:
-        response = _fault(HTTPMethodNotAllowed())
-    except web.HTTPException as error:
-        response = _fault(type("Fault", (NovaError,), {"code": error.status})(error.reason))
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+    except Exception as error:
         response = _fault(
-            HTTPInternalServerError("An unexpected error prevented the server from fulfilling your request.")
+            as_fault(error, request, "An unexpected error prevented the server from fulfilling your request.")
         )
     if response.status == 401:
         response.headers["WWW-Authenticate"] = f'Keystone uri="{identity_url(request)}"'
