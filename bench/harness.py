@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import kopf
 
 from hoststate import API_GROUP_VERSION
@@ -257,3 +258,38 @@ def save(results: dict[str, Any], name: str = "latest.json") -> Path:
     path = RESULTS / name
     path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     return path
+
+
+async def closed_loop_gets(
+    url: str,
+    headers: dict[str, str],
+    connections: int,
+    *,
+    count: int | None = None,
+    until: asyncio.Future | None = None,
+) -> list[float]:
+    """GETs of `url` back to back on `connections` connections, `count` of them or until `until` is
+    done; their latencies (s). Anything but a 200 stops the measurement: it would flatter it."""
+    latencies: list[float] = []
+
+    def more() -> bool:
+        return len(latencies) < count if count is not None else not until.done()
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+
+        async def worker() -> None:
+            while more():
+                started = time.perf_counter()
+                async with session.get(url, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"GET {url} answered {response.status}")
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+    return latencies
+
+
+def milliseconds(figures: dict[str, float]) -> dict[str, float]:
+    """A summary() of seconds in milliseconds (the count stays a count)."""
+    return {key: value if key == "n" else round(value * 1000, 2) for key, value in figures.items()}

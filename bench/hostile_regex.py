@@ -29,7 +29,7 @@ import aiohttp
 from hoststate import API_GROUP, API_GROUP_VERSION
 from hoststate.kube import SERVERS, KubeClient
 
-from .harness import Stack, bounded, say, summary
+from .harness import Stack, bounded, closed_loop_gets, milliseconds, say, summary
 from .scenarios import facade_ready
 
 ATTACKER_SERVERS = 2_000
@@ -101,29 +101,8 @@ async def victim_requests(
     url: str, token: str, *, count: int | None = None, until: asyncio.Future | None = None
 ) -> list[float]:
     """Closed-loop GETs of one server on VICTIM_CONNECTIONS connections: `count`, or until `until` is done."""
-    latencies: list[float] = []
     headers = {**NOVA_2_90, "X-Auth-Token": token}
-
-    def more() -> bool:
-        return len(latencies) < count if count is not None else not until.done()
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=VICTIM_CONNECTIONS)) as session:
-
-        async def worker() -> None:
-            while more():
-                started = time.perf_counter()
-                async with session.get(url, headers=headers) as response:
-                    await response.read()
-                    if response.status != 200:
-                        raise RuntimeError(f"the victim's GET answered {response.status}")
-                latencies.append(time.perf_counter() - started)
-
-        await asyncio.gather(*(worker() for _ in range(VICTIM_CONNECTIONS)))
-    return latencies
-
-
-def milliseconds(figures: dict[str, float]) -> dict[str, float]:
-    return {key: value if key == "n" else round(value * 1000, 2) for key, value in figures.items()}
+    return await closed_loop_gets(url, headers, VICTIM_CONNECTIONS, count=count, until=until)
 
 
 async def hostile_regex(

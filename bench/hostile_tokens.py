@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from .harness import Stack, create_services, say, summary
+from .harness import Stack, closed_loop_gets, create_services, milliseconds, say, summary
 from .scenarios import facade_ready
 
 FLOOD_TOKENS = 30_000
@@ -66,29 +66,8 @@ async def admin_requests(
     url: str, token: str, *, count: int | None = None, until: asyncio.Future | None = None
 ) -> list[float]:
     """Closed-loop admin GETs on ADMIN_CONNECTIONS connections: `count` of them, or until `until` is done."""
-    latencies: list[float] = []
     headers = {**NOVA_HEADERS, "X-Auth-Token": token}
-
-    def more() -> bool:
-        return len(latencies) < count if count is not None else not until.done()
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=ADMIN_CONNECTIONS)) as session:
-
-        async def worker() -> None:
-            while more():
-                started = time.perf_counter()
-                async with session.get(url, headers=headers) as response:
-                    await response.read()
-                    if response.status != 200:
-                        raise RuntimeError(f"the admin's GET answered {response.status}")
-                latencies.append(time.perf_counter() - started)
-
-        await asyncio.gather(*(worker() for _ in range(ADMIN_CONNECTIONS)))
-    return latencies
-
-
-def milliseconds(figures: dict[str, float]) -> dict[str, float]:
-    return {key: value if key == "n" else round(value * 1000, 2) for key, value in figures.items()}
+    return await closed_loop_gets(url, headers, ADMIN_CONNECTIONS, count=count, until=until)
 
 
 async def hostile_tokens(facade_url: str, admin_token: str, tokens: int = FLOOD_TOKENS) -> dict[str, Any]:
