@@ -1,4 +1,5 @@
-"""The local control plane: the auth APIs the facade needs, and a clean shutdown."""
+"""The local control plane: the auth APIs the facade needs, a clean shutdown, and a crash and restart of
+either process."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from pathlib import Path
 
 from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 
 from hoststate.devcluster import DevCluster
 from tests.support.accounts import service_account_with_role
@@ -71,3 +73,26 @@ def test_launcher_leaves_nothing_behind(bin_dir: Path) -> None:
     assert not any(_alive(pid) for pid in pids.values()), pids
     assert not workdir.exists()
     assert not data_dir.exists()
+
+
+def test_killed_processes_restart_as_they_were(bin_dir: Path) -> None:
+    """SIGKILL of etcd, then of kube-apiserver: each restarts on the same data, flags and port."""
+    with DevCluster(bin_dir=bin_dir) as dev:
+        api = k8s_config.new_client_from_config(config_file=str(dev.kubeconfig))
+        core = k8s.CoreV1Api(api)
+        core.create_namespaced_config_map("default", k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="kept")))
+        server = dev.server
+        for name in ("etcd", "kube-apiserver"):
+            old_pid = dev.processes[name].pid
+            dev.kill(name)
+            assert not _alive(old_pid) and not dev.healthy
+            dev.restart(name)
+            assert dev.processes[name].pid != old_pid and dev.healthy
+            assert dev.server == server
+            assert core.read_namespaced_config_map("kept", "default").metadata.name == "kept"
+        dev.kill("etcd")
+        dev.kill("kube-apiserver")
+        dev.revive()
+        assert dev.healthy
+        assert core.read_namespaced_config_map("kept", "default").metadata.name == "kept"
+        api.close()

@@ -2,7 +2,9 @@
 
 Started like controller-runtime's envtest: etcd on 127.0.0.1 with its data on tmpfs and
 no fsync, kube-apiserver on 127.0.0.1 with RBAC, a static admin token and service-account
-keys. There is no controller-manager, so namespaces never finish deleting.
+keys. There is no controller-manager, so namespaces never finish deleting. For chaos tests
+either process can be killed (SIGKILL) and restarted as it was: etcd on the same data and
+ports, kube-apiserver with the same flags and port.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class DevCluster:
     def __post_init__(self) -> None:
         self._own_workdir = self.workdir is None
         self._data_dir: Path | None = None
+        self._commands: dict[str, list[str]] = {}  # name -> its command line, to restart it as it was
 
     # -- paths ---------------------------------------------------------------
     @property
@@ -138,7 +141,41 @@ class DevCluster:
         )
         log.close()
         self.processes[name] = proc
+        self._commands[name] = args
         return proc
+
+    def kill(self, name: str) -> None:
+        """SIGKILL `name` ("etcd" or "kube-apiserver") and reap it: a crash, nothing shut down cleanly."""
+        proc = self.processes[name]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def restart(self, name: str) -> None:
+        """Start `name` again with its command line (etcd on its data), once it has exited (killed, or died on
+        its own); return when the API server's /readyz answers 200 again."""
+        if self.processes[name].poll() is None:
+            raise DevClusterError(f"{name} is still running")
+        self._spawn(name, self._commands[name])
+        self._wait_ready()
+
+    def revive(self) -> None:
+        """Restart whichever process has exited, etcd first, and wait for /readyz: a chaos test's cleanup, run
+        whether or not the test got as far as restarting what it killed."""
+        for name in ("etcd", "kube-apiserver"):
+            if self.processes[name].poll() is not None:
+                self._spawn(name, self._commands[name])
+        self._wait_ready()
+
+    @property
+    def healthy(self) -> bool:
+        """Both processes run and the API server's /readyz answers 200."""
+        if any(proc.poll() is not None for proc in self.processes.values()):
+            return False
+        try:
+            with urllib.request.urlopen(self._readyz_request(), context=self._ssl_context(), timeout=5) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
 
     def _start_etcd(self) -> str:
         client, peer = free_port(), free_port()
@@ -191,11 +228,12 @@ class DevCluster:
     def _ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
+    def _readyz_request(self) -> urllib.request.Request:
+        return urllib.request.Request(f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.admin_token}"})
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
-        request = urllib.request.Request(
-            f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.admin_token}"}
-        )
+        request = self._readyz_request()
         context = self._ssl_context()
         last_error = ""
         while time.monotonic() < deadline:
