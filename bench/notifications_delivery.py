@@ -39,6 +39,12 @@ OPERATOR_FLAGS = [
     "--fanout-concurrency=64",
     "--resync-period=600",
     "--webhook-allow-cidr=127.0.0.1/32",
+    # client-go's default durations: with the operator's (2 s lease) the one replica here lost its lease
+    # again and again on this loaded 2-core machine (renewals timed out behind a 1,000-server fan-out),
+    # and a replica that does not lead writes and sends nothing: measured would be the election.
+    "--leader-election-lease-duration=15",
+    "--leader-election-renew-deadline=10",
+    "--leader-election-retry-period=2",
 ]
 
 
