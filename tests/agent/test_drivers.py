@@ -14,8 +14,9 @@ from hoststate.agent.config import AgentConfig
 from hoststate.agent.drivers import ExecDriver, GuestCleanupError, guest_driver
 from hoststate.agent.libvirt_driver import LibvirtDriver
 from hoststate.domain.evacuation import EvacuatedServer
+from tests.support.guests import LIBVIRT_TEST_URI, LibvirtNode
 
-URI = "test:///default"
+URI = LIBVIRT_TEST_URI
 
 
 def evacuated(uid: str) -> EvacuatedServer:
@@ -24,30 +25,13 @@ def evacuated(uid: str) -> EvacuatedServer:
 
 @pytest.fixture
 def node():
-    connection = libvirt.open(URI)
-    made: list[str] = []
+    libvirt_node = LibvirtNode(URI)
 
     def define(uid: str, name: str | None = None, disk: str | None = None, *, start: bool = True):
-        devices = f"<disk type='file' device='disk'><source file='{disk}'/><target dev='vda'/></disk>" if disk else ""
-        domain = connection.defineXML(
-            f"<domain type='test'><name>{name or 'instance-' + uid[:8]}</name><uuid>{uid}</uuid>"
-            f"<memory>65536</memory><os><type>hvm</type></os><devices>{devices}</devices></domain>"
-        )
-        if start:
-            domain.create()
-        made.append(uid)
-        return domain
+        return libvirt_node.define(uid, name or f"instance-{uid[:8]}", disk=disk, start=start)
 
-    yield define, connection
-    for uid in made:
-        try:
-            domain = connection.lookupByUUIDString(uid)
-        except libvirt.libvirtError:
-            continue
-        if domain.isActive():
-            domain.destroy()
-        domain.undefine()
-    connection.close()
+    yield define, libvirt_node.connection
+    libvirt_node.close()
 
 
 def exists(connection: libvirt.virConnect, uid: str) -> bool:

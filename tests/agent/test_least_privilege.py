@@ -6,9 +6,7 @@ host's, not other status fields, not a record's facts, not a spec. The real agen
 from __future__ import annotations
 
 import base64
-import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from hoststate.devcluster.processes import HoststateProcess, wait_for
 from hoststate.devcluster.stack import MANIFESTS_DIR, Kubectl
 from hoststate.resources.lease import DEFAULT_LEASE_NAMESPACE
 from tests.kubeobjects import server
+from tests.support.accounts import refused_with
 from tests.support.processes import REPORT_INTERVAL
 
 NS = DEFAULT_LEASE_NAMESPACE  # the agents' ServiceAccounts live in the install namespace
@@ -83,15 +82,6 @@ class Agent:
         self.custom = k8s.CustomObjectsApi(self.api)
 
 
-def refused(call: Callable[[], Any]) -> str:
-    try:
-        call()
-    except k8s.ApiException as error:
-        assert error.status == 403, error.body
-        return json.loads(error.body)["message"]
-    raise AssertionError("allowed")
-
-
 def evacuated(custom: k8s.CustomObjectsApi, namespace: str, name: str, source: str, target: str, state="done"):
     """A server moved from source to target, its record as the operator writes it."""
     body = custom.create_namespaced_custom_object(G, V, namespace, "servers", server(name, target))
@@ -142,27 +132,27 @@ def test_an_agent_completes_only_its_own_hosts_evacuations(
         return False
 
     wait_for(denied, timeout=30, interval=0.2, what="the agent-evacuations policy to be enforced")
-    message = refused(lambda: patch("theirs", completed()))
+    message = refused_with(lambda: patch("theirs", completed()))
     assert f"the agent of host {host} may complete only the evacuations from its host" in message
-    assert "may complete only" in refused(lambda: patch("to-me", completed()))  # evacuated TO it: not its record
+    assert "may complete only" in refused_with(lambda: patch("to-me", completed()))  # evacuated TO it: not its record
     # Its own record: only the state (to completed), message and cleanedUpTime.
-    assert "may change only the state" in refused(
+    assert "may change only the state" in refused_with(
         lambda: patch("mine", {"status": {"hostStatus": "DOWN", **completed()["status"]}})
     )
-    assert "may change only the state" in refused(
+    assert "may change only the state" in refused_with(
         lambda: patch("mine", {"status": {"evacuation": {"state": "completed", "targetHost": host}}})
     )
-    assert "may only turn an accepted, done or failed evacuation completed" in refused(
+    assert "may only turn an accepted, done or failed evacuation completed" in refused_with(
         lambda: patch("mine", {"status": {"evacuation": {"state": "accepted"}}})
     )
     # RBAC: no spec changes (patch servers), no reads of one server by name (get).
-    spec = refused(
+    spec = refused_with(
         lambda: agent.custom.patch_namespaced_custom_object(
             G, V, namespace, "servers", "mine", {"spec": {"host": host}}
         )
     )
     assert 'cannot patch resource "servers"' in spec
-    assert 'cannot get resource "servers"' in refused(
+    assert 'cannot get resource "servers"' in refused_with(
         lambda: agent.custom.get_namespaced_custom_object(G, V, namespace, "servers", "mine")
     )
     assert (

@@ -24,7 +24,7 @@ import signal
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +49,7 @@ from hoststate.prometheus import OperatorMetrics
 from hoststate.resources.computeservice import service_name
 from hoststate.resources.lease import heartbeat_lease, renewal_patch
 from tests.kubeobjects import compute_service, server
+from tests.support.accounts import cluster_role, refused_with
 from tests.support.processes import Operator
 
 from .conftest import INSTALL_NAMESPACE, find
@@ -304,19 +305,8 @@ FLEET_ADMIN_ROLE = "hoststate-deploy-test-fleet-admin"
 @pytest.fixture(scope="module")
 def fleet_admin_role(api_client: k8s.ApiClient) -> str:
     """What a fault monitor or a cloud admin gets: the facade makes them Nova admin."""
-    rbac = k8s.RbacAuthorizationV1Api(api_client)
-    rbac.create_cluster_role(
-        k8s.V1ClusterRole(
-            metadata=k8s.V1ObjectMeta(name=FLEET_ADMIN_ROLE),
-            rules=[
-                k8s.V1PolicyRule(
-                    api_groups=[G], resources=["computeservices"], verbs=["get", "list", "watch", "patch"]
-                ),
-                k8s.V1PolicyRule(api_groups=[G], resources=["servers"], verbs=["get", "list", "watch"]),
-            ],
-        )
-    )
-    return FLEET_ADMIN_ROLE
+    verbs = {"computeservices": ["get", "list", "watch", "patch"], "servers": ["get", "list", "watch"]}
+    return cluster_role(api_client, FLEET_ADMIN_ROLE, verbs)
 
 
 def fleet_admin(api_client: k8s.ApiClient, identities: Identities, namespace: str, role: str) -> str:
@@ -483,16 +473,6 @@ def test_the_operator_writes_only_its_election_lease(
 
 
 # -- one host, one voice -----------------------------------------------------------------------
-def refused_with(call: Callable[[], Any]) -> str:
-    """The API server's message when it refuses `call` (403); fails if it is allowed."""
-    try:
-        call()
-    except k8s.ApiException as error:
-        assert error.status == 403, error.body
-        return json.loads(error.body)["message"]
-    raise AssertionError("allowed")
-
-
 def renewal_patch_for(host: str) -> dict[str, Any]:
     return renewal_patch(host, datetime.now(UTC), 60)
 
@@ -684,51 +664,6 @@ def refusal(permission: tuple[str, str, str]) -> str:
     return f'cannot {verb} resource "{resource}" in API group "{group}"'
 
 
-def test_the_manifests_grant_what_the_code_uses(ablation: Ablation) -> None:
-    """The permission lists the ablation tests below take apart, spelled out for review."""
-    assert sorted(ablation.all_permissions("hoststate-operator")) == sorted(
-        [
-            ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
-            ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
-            (G, "computeservices", "list"),
-            (G, "computeservices", "watch"),
-            (G, "servers", "list"),
-            (G, "servers", "watch"),
-            (G, "hoststatussubscriptions", "list"),
-            (G, "hoststatussubscriptions", "watch"),
-            (G, "computeservices/status", "patch"),
-            (G, "servers/status", "patch"),
-            (G, "hoststatussubscriptions/status", "patch"),
-            (G, "servers", "patch"),
-            ("", "events", "create"),
-            ("coordination.k8s.io", "leases", "list"),
-            ("coordination.k8s.io", "leases", "watch"),
-            ("coordination.k8s.io", "leases", "get"),
-            ("coordination.k8s.io", "leases", "patch"),
-            ("admissionregistration.k8s.io", "validatingadmissionpolicies", "get"),
-            ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "list"),
-        ]
-    )
-    assert sorted(ablation.all_permissions("hoststate-agent")) == [
-        ("coordination.k8s.io", "leases", "create"),
-        ("coordination.k8s.io", "leases", "patch"),
-        (G, "servers", "list"),  # with a guest driver: the servers evacuated from its host
-        (G, "servers/status", "patch"),  # their records completed (admission-agent-evacuations.yaml)
-    ]
-    assert sorted(ablation.all_permissions("hoststate-facade")) == sorted(
-        [
-            (G, "computeservices", "list"),
-            (G, "computeservices", "watch"),
-            (G, "servers", "list"),
-            (G, "servers", "watch"),
-            ("coordination.k8s.io", "leases", "list"),
-            ("coordination.k8s.io", "leases", "watch"),
-            ("authentication.k8s.io", "tokenreviews", "create"),
-            ("authorization.k8s.io", "subjectaccessreviews", "create"),
-        ]
-    )
-
-
 # The operator reads these when it starts; it needs the others to act on a change.
 OPERATOR_READS = [
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
@@ -752,6 +687,33 @@ OPERATOR_WRITES = [
     ("", "events", "create"),
     ("coordination.k8s.io", "leases", "patch"),  # taking and renewing the election Lease
 ]
+OPERATOR_MOVES = [(G, "servers", "patch")]  # an automatic evacuation; not taken apart below
+
+
+def test_the_manifests_grant_what_the_code_uses(ablation: Ablation) -> None:
+    """Each component's permissions, spelled out for review: the operator's are the lists the
+    ablation tests below take apart (above), and the one they leave."""
+    assert sorted(ablation.all_permissions("hoststate-operator")) == sorted(
+        OPERATOR_READS + OPERATOR_WRITES + OPERATOR_MOVES
+    )
+    assert sorted(ablation.all_permissions("hoststate-agent")) == [
+        ("coordination.k8s.io", "leases", "create"),
+        ("coordination.k8s.io", "leases", "patch"),
+        (G, "servers", "list"),  # with a guest driver: the servers evacuated from its host
+        (G, "servers/status", "patch"),  # their records completed (admission-agent-evacuations.yaml)
+    ]
+    assert sorted(ablation.all_permissions("hoststate-facade")) == sorted(
+        [
+            (G, "computeservices", "list"),
+            (G, "computeservices", "watch"),
+            (G, "servers", "list"),
+            (G, "servers", "watch"),
+            ("coordination.k8s.io", "leases", "list"),
+            ("coordination.k8s.io", "leases", "watch"),
+            ("authentication.k8s.io", "tokenreviews", "create"),
+            ("authorization.k8s.io", "subjectaccessreviews", "create"),
+        ]
+    )
 
 
 def test_operator_needs_each_read(only_our_operator: None, ablation: Ablation, stack: Stack) -> None:

@@ -20,6 +20,7 @@ from hoststate.devcluster import DevCluster
 from hoststate.devcluster.processes import HoststateProcess, wait_for
 from hoststate.domain.evacuation import EVACUATION_ANNOTATION, HA_LABEL
 from tests.kubeobjects import compute_service, server
+from tests.support.accounts import cluster_role
 from tests.support.facade import RunningFacade, http, make_admin, make_tenant
 from tests.support.processes import REPORT_INTERVAL
 
@@ -29,18 +30,9 @@ READ_ONLY_SERVERS_ADMIN_ROLE = "hoststate-evacuation-test-admin-no-server-patch"
 
 
 def _cluster_role(api_client: k8s.ApiClient, name: str, server_verbs: list[str]) -> str:
-    k8s.RbacAuthorizationV1Api(api_client).create_cluster_role(
-        k8s.V1ClusterRole(
-            metadata=k8s.V1ObjectMeta(name=name),
-            rules=[
-                k8s.V1PolicyRule(
-                    api_groups=[API_GROUP], resources=["computeservices"], verbs=["get", "list", "watch", "patch"]
-                ),
-                k8s.V1PolicyRule(api_groups=[API_GROUP], resources=["servers"], verbs=server_verbs),
-            ],
-        )
+    return cluster_role(
+        api_client, name, {"computeservices": ["get", "list", "watch", "patch"], "servers": server_verbs}
     )
-    return name
 
 
 @pytest.fixture(scope="session")

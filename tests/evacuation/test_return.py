@@ -23,9 +23,10 @@ from hoststate.devcluster.processes import HoststateProcess, wait_for
 from hoststate.resources.computeservice import service_name
 from tests.evacuation.conftest import Fleet, Tokens, action
 from tests.support.facade import RunningFacade, http
+from tests.support.guests import LIBVIRT_TEST_URI, LibvirtNode
 from tests.support.processes import LEASE_NAMESPACE, REPORT_INTERVAL
 
-LIBVIRT_URI = "test:///default"  # one node per process, shared by every connection of it
+LIBVIRT_URI = LIBVIRT_TEST_URI  # one node per process, shared by every connection of it
 
 
 class InProcessAgent:
@@ -72,29 +73,14 @@ def in_process_agents(cluster: DevCluster, lease_namespace: str):
 @pytest.fixture
 def hypervisor():
     """The test driver's node; the guests this test defined are gone after it."""
-    connection = libvirt.open(LIBVIRT_URI)
-    defined: list[str] = []
+    node = LibvirtNode(LIBVIRT_URI)
 
     def define(server: dict) -> libvirt.virDomain:
         uid, name = server["metadata"]["uid"], server["metadata"]["name"]
-        domain = connection.defineXML(
-            f"<domain type='test'><name>{name}-{uid[:8]}</name><uuid>{uid}</uuid>"
-            "<memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>"
-        )
-        domain.create()
-        defined.append(uid)
-        return domain
+        return node.define(uid, f"{name}-{uid[:8]}")
 
-    yield define, connection
-    for uid in defined:
-        try:
-            domain = connection.lookupByUUIDString(uid)
-        except libvirt.libvirtError:
-            continue
-        if domain.isActive():
-            domain.destroy()
-        domain.undefine()
-    connection.close()
+    yield define, node.connection
+    node.close()
 
 
 def guest(connection: libvirt.virConnect, server: dict) -> libvirt.virDomain | None:

@@ -19,6 +19,7 @@ from hoststate import API_GROUP, API_VERSION
 from hoststate.devcluster import DevCluster
 from hoststate.facade import FacadeConfig
 from tests import kubeobjects
+from tests.support.accounts import cluster_role
 from tests.support.facade import RunningFacade, make_admin, make_tenant
 
 
@@ -47,21 +48,8 @@ ADMIN_CLUSTER_ROLE = "hoststate-facade-test-admin"
 
 @pytest.fixture(scope="session")
 def admin_cluster_role(api_client: k8s.ApiClient) -> str:
-    rbac = k8s.RbacAuthorizationV1Api(api_client)
-    rbac.create_cluster_role(
-        k8s.V1ClusterRole(
-            metadata=k8s.V1ObjectMeta(name=ADMIN_CLUSTER_ROLE),
-            rules=[
-                k8s.V1PolicyRule(
-                    api_groups=[API_GROUP],
-                    resources=["computeservices"],
-                    verbs=["get", "list", "watch", "patch", "delete"],
-                ),
-                k8s.V1PolicyRule(api_groups=[API_GROUP], resources=["servers"], verbs=["get", "list", "watch"]),
-            ],
-        )
-    )
-    return ADMIN_CLUSTER_ROLE
+    verbs = {"computeservices": ["get", "list", "watch", "patch", "delete"], "servers": ["get", "list", "watch"]}
+    return cluster_role(api_client, ADMIN_CLUSTER_ROLE, verbs)
 
 
 SERVICE_MANAGER_CLUSTER_ROLE = "hoststate-facade-test-service-manager"
@@ -70,19 +58,8 @@ SERVICE_MANAGER_CLUSTER_ROLE = "hoststate-facade-test-service-manager"
 @pytest.fixture(scope="session")
 def service_manager_cluster_role(api_client: k8s.ApiClient) -> str:
     """A fault monitor's rights: manage ComputeServices, read no tenant's servers."""
-    k8s.RbacAuthorizationV1Api(api_client).create_cluster_role(
-        k8s.V1ClusterRole(
-            metadata=k8s.V1ObjectMeta(name=SERVICE_MANAGER_CLUSTER_ROLE),
-            rules=[
-                k8s.V1PolicyRule(
-                    api_groups=[API_GROUP],
-                    resources=["computeservices"],
-                    verbs=["get", "list", "watch", "patch", "delete"],
-                )
-            ],
-        )
-    )
-    return SERVICE_MANAGER_CLUSTER_ROLE
+    verbs = {"computeservices": ["get", "list", "watch", "patch", "delete"]}
+    return cluster_role(api_client, SERVICE_MANAGER_CLUSTER_ROLE, verbs)
 
 
 @dataclass

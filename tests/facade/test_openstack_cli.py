@@ -31,6 +31,7 @@ from hoststate.facade.api_version import MAX_VERSION
 from hoststate.kube import LEASES
 from hoststate.kubetime import kube_micro_time
 from hoststate.resources.lease import DEFAULT_LEASE_NAMESPACE
+from tests.support.accounts import cluster_role
 from tests.support.facade import RunningFacade, make_admin, make_tenant
 
 from .conftest import create_server, create_service
@@ -56,19 +57,8 @@ class Setup:
 
 def admin_role(api_client: k8s.ApiClient) -> str:
     """An admin who may also evacuate (patch servers)."""
-    k8s.RbacAuthorizationV1Api(api_client).create_cluster_role(
-        k8s.V1ClusterRole(
-            metadata=k8s.V1ObjectMeta(name=CLUSTER_ROLE),
-            rules=[
-                k8s.V1PolicyRule(
-                    api_groups=[API_GROUP],
-                    resources=["computeservices", "servers"],
-                    verbs=["get", "list", "watch", "patch"],
-                )
-            ],
-        )
-    )
-    return CLUSTER_ROLE
+    verbs = ["get", "list", "watch", "patch"]
+    return cluster_role(api_client, CLUSTER_ROLE, {"computeservices": verbs, "servers": verbs})
 
 
 @pytest.fixture(scope="module")

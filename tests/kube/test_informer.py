@@ -12,27 +12,15 @@ exactly as it does once etcd has compacted a version away.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-import kopf
 import pytest
 from kubernetes import client as k8s
 
 from hoststate import API_GROUP
-from hoststate.devcluster import DevCluster
 from hoststate.kube import SERVERS, KubeClient
 from hoststate.kube.informer import Informer
 from tests import kubeobjects
-
-
-@pytest.fixture
-async def kube(cluster: DevCluster) -> AsyncIterator[KubeClient]:
-    client = KubeClient(
-        kopf.ConnectionInfo(server=cluster.server, ca_path=str(cluster.ca_file), token=cluster.admin_token)
-    )
-    yield client
-    await client.close()
 
 
 def create(custom: k8s.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import AsyncIterator
 from typing import Any
 
-import kopf
-import pytest
 from kubernetes import client as k8s
 
 from hoststate import API_GROUP
-from hoststate.devcluster import DevCluster
 from hoststate.devcluster.processes import wait_for
 from hoststate.facade.app import STATE
 from hoststate.kube import KubeClient, Resource
@@ -32,15 +28,6 @@ from tests.support.processes import Operator
 CONFIG_MAPS = Resource("", "v1", "configmaps", namespaced=True)
 ESCAPED = "<>&"  # 1 byte stored, 6 bytes in the API server's JSON
 BIG_MAP_BYTES = 1024 * 1024 - 4096  # a ConfigMap's data may hold 1 MiB
-
-
-@pytest.fixture
-async def kube(cluster: DevCluster) -> AsyncIterator[KubeClient]:
-    client = KubeClient(
-        kopf.ConnectionInfo(server=cluster.server, ca_path=str(cluster.ca_file), token=cluster.admin_token)
-    )
-    yield client
-    await client.close()
 
 
 def filler(size: int) -> str:

@@ -1,5 +1,6 @@
 """The committed CRD YAML is exactly what the pydantic models generate."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -7,6 +8,18 @@ import yaml
 from hoststate.resources.crd import ALL_CRDS, SERVER, crd_manifest, file_name, render
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "crds"
+
+
+def subschemas(node: dict, path: str) -> Iterator[tuple[str, dict]]:
+    """`node` and every schema below it, depth first, each with its path: `.name` for a property,
+    `[]` for a list's items, `{}` for a map's values."""
+    yield path, node
+    for name, sub in node.get("properties", {}).items():
+        yield from subschemas(sub, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        yield from subschemas(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from subschemas(node["additionalProperties"], f"{path}{{}}")
 
 
 def test_committed_crds_match_the_models() -> None:
@@ -26,22 +39,15 @@ def test_no_stray_crd_files() -> None:
 def test_schemas_are_structural_and_described() -> None:
     """Every property has a type and a description, so `kubectl explain` teaches a newcomer."""
 
-    def walk(node: dict, path: str) -> None:
-        assert "type" in node or "x-kubernetes-int-or-string" in node, f"{path} has no type"
-        assert "$ref" not in node and "anyOf" not in node and "title" not in node, path
-        for name, sub in node.get("properties", {}).items():
-            # The API server forbids descriptions under metadata.
-            if (path.count(".") >= 1 or name in ("spec", "status")) and not path.endswith(".metadata"):
-                assert sub.get("description"), f"{path}.{name} has no description"
-            walk(sub, f"{path}.{name}")
-        if isinstance(node.get("items"), dict):
-            walk(node["items"], f"{path}[]")
-        if isinstance(node.get("additionalProperties"), dict):
-            walk(node["additionalProperties"], f"{path}{{}}")
-
     for info in ALL_CRDS:
         schema = crd_manifest(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-        walk(schema, info.kind)
+        for path, node in subschemas(schema, info.kind):
+            assert "type" in node or "x-kubernetes-int-or-string" in node, f"{path} has no type"
+            assert "$ref" not in node and "anyOf" not in node and "title" not in node, path
+            for name, sub in node.get("properties", {}).items():
+                # The API server forbids descriptions under metadata.
+                if (path.count(".") >= 1 or name in ("spec", "status")) and not path.endswith(".metadata"):
+                    assert sub.get("description"), f"{path}.{name} has no description"
         yaml.safe_dump(schema)
 
 
@@ -49,29 +55,20 @@ def test_every_string_list_and_map_is_bounded() -> None:
     """No field lets an object grow without bound (issue 12): strings have a maxLength (or an enum
     or a format), lists a maxItems, maps a maxProperties and a CEL rule on their keys' length."""
     unbounded = []
-
-    def walk(node: dict, path: str) -> None:
-        kind = node.get("type")
-        if kind == "string" and not {"maxLength", "enum", "format"} & node.keys():
-            unbounded.append(f"{path}: no maxLength")
-        if kind == "array" and "maxItems" not in node:
-            unbounded.append(f"{path}: no maxItems")
-        if kind == "object" and isinstance(node.get("additionalProperties"), dict):
-            if "maxProperties" not in node:
-                unbounded.append(f"{path}: no maxProperties")
-            if not any("size(k) <=" in rule["rule"] for rule in node.get("x-kubernetes-validations", [])):
-                unbounded.append(f"{path}: no bound on key length")
-        for name, sub in node.get("properties", {}).items():
-            walk(sub, f"{path}.{name}")
-        if isinstance(node.get("items"), dict):
-            walk(node["items"], f"{path}[]")
-        if isinstance(node.get("additionalProperties"), dict):
-            walk(node["additionalProperties"], f"{path}{{}}")
-
     for info in ALL_CRDS:
         schema = crd_manifest(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         for part in ("spec", "status"):
-            walk(schema["properties"][part], f"{info.kind}.{part}")
+            for path, node in subschemas(schema["properties"][part], f"{info.kind}.{part}"):
+                kind = node.get("type")
+                if kind == "string" and not {"maxLength", "enum", "format"} & node.keys():
+                    unbounded.append(f"{path}: no maxLength")
+                if kind == "array" and "maxItems" not in node:
+                    unbounded.append(f"{path}: no maxItems")
+                if kind == "object" and isinstance(node.get("additionalProperties"), dict):
+                    if "maxProperties" not in node:
+                        unbounded.append(f"{path}: no maxProperties")
+                    if not any("size(k) <=" in rule["rule"] for rule in node.get("x-kubernetes-validations", [])):
+                        unbounded.append(f"{path}: no bound on key length")
     assert not unbounded, unbounded
 
 

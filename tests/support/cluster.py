@@ -1,17 +1,20 @@
-"""Fixtures: one real control plane per test session, a fresh namespace per test (a pytest plugin)."""
+"""Fixtures: one real control plane per test session, a fresh namespace per test, the package's
+own client of it (a pytest plugin)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import kopf
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from hoststate.devcluster import DevCluster, control_plane_bin_dir
 from hoststate.devcluster.stack import Kubectl, install_crds
+from hoststate.kube import KubeClient
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +44,16 @@ def api_client(cluster: DevCluster) -> Iterator[k8s.ApiClient]:
 @pytest.fixture(scope="session")
 def custom(api_client: k8s.ApiClient) -> k8s.CustomObjectsApi:
     return k8s.CustomObjectsApi(api_client)
+
+
+@pytest.fixture
+async def kube(cluster: DevCluster) -> AsyncIterator[KubeClient]:
+    """hoststate.kube's client of the API server, with the admin token."""
+    client = KubeClient(
+        kopf.ConnectionInfo(server=cluster.server, ca_path=str(cluster.ca_file), token=cluster.admin_token)
+    )
+    yield client
+    await client.close()
 
 
 @pytest.fixture
