@@ -16,7 +16,7 @@ from typing import Any
 from ..domain import HostStatus, ServiceFacts, effective_service_down_time, host_status, service_is_up
 from ..domain.hoststatus import COMPUTE_BINARY
 from ..kube import COMPUTE_SERVICES, LEASES, SERVERS, KubeClient
-from ..kube.informer import Informer
+from ..kube.informer import Informer, interned
 from ..kubetime import parse_kube_time as parse_time
 from ..resources.lease import DEFAULT_LEASE_NAMESPACE, lease_heartbeat
 
@@ -30,6 +30,39 @@ def integer_id(uid: str) -> int:
     Stable for the object's life, JSON-safe, and collisions are negligible at fleet sizes.
     """
     return int(uid.replace("-", "")[:13], 16)
+
+
+def cached_server(obj: Obj) -> Obj:
+    """A Server as the facade keeps it (its cache holds 100,000s): the object without what no view
+    reads, and the strings many servers share interned (JSON decoding makes one copy per server).
+
+    managedFields, most of a Server's bytes, shrink to the latest write's time, which is all the
+    views read of them (the server's updated_at).
+    """
+    meta, spec, status = obj["metadata"], obj.get("spec"), obj.get("status")
+    slim_meta = {key: value for key, value in meta.items() if key != "managedFields"}
+    slim_meta["namespace"] = interned(meta.get("namespace"))
+    if times := [entry["time"] for entry in meta.get("managedFields") or () if entry.get("time")]:
+        slim_meta["managedFields"] = [{"time": max(times, key=parse_time)}]
+    slim = {key: interned(value) for key, value in obj.items()}  # apiVersion and kind: the same in all
+    slim["metadata"] = slim_meta
+    if isinstance(spec, dict):
+        slim["spec"] = _with_shared_strings(spec, SHARED_SPEC_FIELDS)
+    if isinstance(status, dict):
+        slim["status"] = _with_shared_strings(status, SHARED_STATUS_FIELDS)
+    return slim
+
+
+# Fields whose values many servers share (a host's, a tenant's, a flavor's): interned. Unique values
+# (names, addresses) are not: interning them would only add an entry to the interpreter's table.
+SHARED_SPEC_FIELDS = frozenset(
+    {"host", "userId", "vmState", "taskState", "availabilityZone", "flavorId", "imageId", "keyName"}
+)
+SHARED_STATUS_FIELDS = frozenset({"hostStatus", "hostStatusChangedTime"})
+
+
+def _with_shared_strings(fields: Obj, shared: frozenset[str]) -> Obj:
+    return {key: interned(value) if key in shared else value for key, value in fields.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +124,7 @@ class ClusterState:
         self.kube = kube
         self.down_time = effective_service_down_time(service_down_time, report_interval)
         self.services = Informer(kube, COMPUTE_SERVICES)
-        self.servers = Informer(kube, SERVERS)
+        self.servers = Informer(kube, SERVERS, transform=cached_server)
         self.leases = Informer(kube, LEASES, lease_namespace)
         self.lease_namespace = lease_namespace
         self._service_by_host_binary: dict[tuple[str, str], Obj] = {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,6 +33,10 @@ from .client import MAX_WATCH_LINE, ApiError, KubeClient, WatchStreamError
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace or "", name)
+# Objects per list request. A list is read in pages (one consistent snapshot, continued by token)
+# so that only one page is ever held whole and untransformed: listing 100,000 objects at once
+# would hold them all decoded in full, and the process keeps that peak as its size.
+LIST_PAGE_SIZE = 500
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 Handler = Callable[[str, dict[str, Any] | None, dict[str, Any] | None], None]  # (type, old, new)
 
@@ -39,6 +44,12 @@ Handler = Callable[[str, dict[str, Any] | None, dict[str, Any] | None], None]  #
 def object_key(obj: dict[str, Any]) -> Key:
     meta = obj.get("metadata", {})
     return meta.get("namespace", ""), meta["name"]
+
+
+def interned(value: Any) -> Any:
+    """A string as the interpreter's one shared copy, for a transform to apply to the values many
+    cached objects share (a host, a namespace, a status): JSON decoding makes one copy per object."""
+    return sys.intern(value) if isinstance(value, str) else value
 
 
 def _newer_or_equal(stored: str, wanted: str) -> bool:
@@ -66,6 +77,7 @@ class Informer:
         retry_delay: float = 1.0,
         max_retry_delay: float = 30.0,
         max_event_bytes: int = MAX_WATCH_LINE,
+        list_page_size: int = LIST_PAGE_SIZE,
     ) -> None:
         self.client = client
         self.resource = resource
@@ -78,6 +90,7 @@ class Informer:
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self.max_event_bytes = max_event_bytes
+        self.list_page_size = list_page_size
         self.resource_version = ""  # where the next watch starts; empty: list first
         self.relists = 0  # lists after the first (after a 410 Gone or a broken stream)
         self.watch_errors = 0  # lists and watches that ended in an error (410 Gone included)
@@ -188,11 +201,20 @@ class Informer:
 
     async def _list(self) -> None:
         params = {"labelSelector": self.label_selector} if self.label_selector else {}
-        listing = await self.client.list(self.resource, self.namespace, **params)
-        shaped = (self._shaped(obj) for obj in listing.get("items", []))
-        fresh = {object_key(obj): obj for obj in shaped if obj is not None}
+        params["limit"] = str(self.list_page_size)
+        fresh: dict[Key, dict[str, Any]] = {}
+        while True:
+            page = await self.client.list(self.resource, self.namespace, **params)
+            for raw in page.pop("items", None) or []:
+                if (obj := self._shaped(raw)) is not None:
+                    fresh[object_key(obj)] = obj
+            page_meta = page.get("metadata", {})
+            if not (token := page_meta.get("continue")):
+                break
+            params["continue"] = token  # an expired token answers 410 Gone: relisted from the start
+            self._progressed()
         old_store, self._store = self._store, fresh
-        self.resource_version = listing.get("metadata", {}).get("resourceVersion", "")
+        self.resource_version = page_meta.get("resourceVersion", "")
         if self.synced.is_set():
             self.relists += 1
         self._progressed()

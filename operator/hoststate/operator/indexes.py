@@ -13,6 +13,7 @@ from typing import Any
 
 from ..domain import ServiceFacts, service_is_up
 from ..domain.hoststatus import COMPUTE_BINARY, DEFAULT_ZONE
+from ..kube.informer import interned
 from ..kubetime import parse_kube_time
 
 ServerKey = tuple[str, str]  # (namespace, name)
@@ -34,7 +35,7 @@ def is_stale(incoming: int | None, known: int | None) -> bool:
     return incoming is not None and known is not None and incoming < known
 
 
-@dataclass
+@dataclass(slots=True)
 class ServiceRecord:
     name: str
     uid: str
@@ -112,19 +113,32 @@ class ServiceIndex:
 
 
 def slim_server(obj: dict[str, Any]) -> dict[str, Any]:
-    """What the operator keeps of a Server (its watch cache holds 10,000s of them)."""
+    """What the operator keeps of a Server (its watch cache holds 100,000s of them).
+
+    The strings many servers share (namespace, host, hostStatus) are interned: one copy each,
+    where JSON decoding makes one per server.
+    """
     meta = obj["metadata"]
     return {
         # labels: for the notifications' server selectors.
         "metadata": {
-            key: meta.get(key) for key in ("name", "namespace", "uid", "generation", "resourceVersion", "labels")
+            "name": meta.get("name"),
+            "namespace": interned(meta.get("namespace")),
+            "uid": meta.get("uid"),
+            "generation": meta.get("generation"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "labels": meta.get("labels"),
         },
-        "spec": {"host": (obj.get("spec") or {}).get("host", "")},
-        "status": {"hostStatus": (obj.get("status") or {}).get("hostStatus")},
+        "spec": {"host": interned((obj.get("spec") or {}).get("host", ""))},
+        "status": {"hostStatus": interned((obj.get("status") or {}).get("hostStatus"))},
     }
 
 
-@dataclass
+# One shared empty mapping for the many servers without labels (it is never written to).
+NO_LABELS: dict[str, str] = {}
+
+
+@dataclass(slots=True)
 class ServerRecord:
     key: ServerKey
     uid: str
@@ -138,13 +152,13 @@ class ServerRecord:
     def from_body(cls, body: dict[str, Any]) -> ServerRecord:
         meta = body["metadata"]
         return cls(
-            key=(meta["namespace"], meta["name"]),
+            key=(interned(meta["namespace"]), meta["name"]),
             uid=meta.get("uid", ""),
-            host=(body.get("spec") or {}).get("host", "") or "",
+            host=interned((body.get("spec") or {}).get("host", "") or ""),
             generation=int(meta.get("generation") or 0),
-            host_status=(body.get("status") or {}).get("hostStatus"),
+            host_status=interned((body.get("status") or {}).get("hostStatus")),
             resource_version=resource_version(body),
-            labels=meta.get("labels") or {},
+            labels=meta.get("labels") or NO_LABELS,
         )
 
 

@@ -1,0 +1,144 @@
+"""Memory per server and time to ready after a restart, for the operator and the facade.
+
+The fleet grows in steps (10k, 30k, 100k servers by default; 100 per host, spread over 10 tenant
+namespaces) on one local control plane. At each step both processes are restarted, and for each:
+the seconds from its start to /readyz answering 200 (every informer has listed), its RSS then, and
+its RSS a few seconds later (once the start-up's garbage has settled). Every host is forced down,
+so every server's hostStatus is DOWN and stays so without agents: the processes restart into a
+converged fleet, as after a rolling update.
+
+Run: `python -m bench.memory [--sizes 10000 30000 100000]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+import aiohttp
+
+from hoststate import API_GROUP_VERSION
+from hoststate.devcluster import free_port
+from hoststate.devcluster.processes import HoststateProcess
+from hoststate.kube import COMPUTE_SERVICES
+from hoststate.resources.computeservice import service_name
+
+from .harness import ServerWatch, Stack, create_servers, process_rss_mib, progress, say
+
+SIZES = (10_000, 30_000, 100_000)
+SERVERS_PER_HOST = 100
+TENANTS = 10
+SETTLE_SECONDS = 5.0
+# Hosts whose servers are created at once (create_servers keeps 32 requests in flight for each).
+HOSTS_IN_PARALLEL = 4
+
+
+async def grow(stack: Stack, watch: ServerWatch, hosts: int, have: int) -> float:
+    """Add forced-down hosts `have`..`hosts`-1 with their servers; seconds until all of them show DOWN."""
+    started = time.monotonic()
+    new = [f"m{i:05d}" for i in range(have, hosts)]
+
+    async def create_host(index: int, host: str) -> list[tuple[str, str]]:
+        body = {
+            "apiVersion": API_GROUP_VERSION,
+            "kind": "ComputeService",
+            "metadata": {"name": service_name(host)},
+            "spec": {"host": host, "forcedDown": True},
+        }
+        await stack.client.create(COMPUTE_SERVICES, body)
+        return await create_servers(stack.client, f"tenant-{index % TENANTS}", host, SERVERS_PER_HOST, host)
+
+    keys: list[tuple[str, str]] = []
+    for first in range(0, len(new), HOSTS_IN_PARALLEL):
+        chunk = range(have + first, have + min(first + HOSTS_IN_PARALLEL, len(new)))
+        for created in await asyncio.gather(*(create_host(i, f"m{i:05d}") for i in chunk)):
+            keys += created
+        progress(f"memory: {have * SERVERS_PER_HOST + len(keys)} servers created")
+    await asyncio.wait_for(watch.expect(keys, "DOWN"), 3600)
+    return time.monotonic() - started
+
+
+async def ready(process: HoststateProcess, port: int, started: float, timeout: float = 600) -> float:
+    """Seconds from `started` to the process's /readyz answering 200."""
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() - started < timeout:
+            if not process.running:
+                raise RuntimeError(f"{process.name} exited:\n{process.output()[-3000:]}")
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        return time.monotonic() - started
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"{process.name} not ready after {timeout}s")
+
+
+async def restarted(stack: Stack, name: str, args: list[str], port: int) -> tuple[HoststateProcess, dict]:
+    started = time.monotonic()
+    process = stack.spawn(name, *args)
+    seconds = await ready(process, port, started)
+    rss_ready = process_rss_mib(process.pid)
+    await asyncio.sleep(SETTLE_SECONDS)
+    figures = {
+        "seconds_to_ready": round(seconds, 2),
+        "rss_mib_at_ready": round(rss_ready, 1),
+        "rss_mib_settled": round(process_rss_mib(process.pid), 1),
+    }
+    return process, figures
+
+
+def operator_args(port: int) -> list[str]:
+    return ["operator", f"--metrics-port={port}", "--resync-period=600"]
+
+
+def facade_args(port: int) -> list[str]:
+    return ["facade", "--host=127.0.0.1", f"--port={free_port()}", f"--metrics-port={port}"]
+
+
+async def run(sizes: tuple[int, ...] = SIZES) -> dict:
+    """Figures per fleet size: creation time, and each process's time to ready and RSS after a restart."""
+    stack = await Stack.start()
+    results: dict = {"servers_per_host": SERVERS_PER_HOST, "tenants": TENANTS, "sizes": {}}
+    try:
+        for index in range(TENANTS):
+            await stack.ensure_namespace(f"tenant-{index}")
+        watch = ServerWatch(stack.client)
+        await watch.start()
+        operator_port = free_port()
+        operator = stack.spawn("operator", *operator_args(operator_port))  # sets the statuses while they are created
+        await ready(operator, operator_port, time.monotonic())
+        hosts = 0
+        for size in sorted(sizes):
+            wanted = size // SERVERS_PER_HOST
+            creation = await grow(stack, watch, wanted, hosts)
+            say(f"memory: {size} servers created and DOWN in {creation:.0f}s")
+            figures: dict = {"creation_seconds": round(creation, 1), "created_servers": (wanted - hosts) * 100}
+            hosts = wanted
+            operator.stop()
+            operator, figures["operator"] = await restarted(
+                stack, "operator", operator_args(operator_port), operator_port
+            )
+            facade_port = free_port()
+            facade, figures["facade"] = await restarted(stack, "facade", facade_args(facade_port), facade_port)
+            facade.stop()
+            say(f"memory: {size} servers: {json.dumps(figures)}")
+            results["sizes"][size] = figures
+        operator.stop()
+        await watch.stop()
+    finally:
+        await stack.stop()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.memory")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(tuple(args.sizes))), indent=2))
+
+
+if __name__ == "__main__":
+    main()
