@@ -86,3 +86,19 @@ async def test_resumes_without_relisting_when_the_version_is_current(
         assert informer.relists == 0
     finally:
         await informer.stop()
+
+
+async def test_lists_in_pages(kube: KubeClient, custom: k8s.CustomObjectsApi, namespace: str) -> None:
+    """A list read page by page (continue tokens) holds every object, and watching resumes from its version."""
+    created = [create(custom, namespace, f"paged-{i}") for i in range(5)]
+    informer = Informer(kube, SERVERS, namespace, list_page_size=2)
+    informer.start()
+    try:
+        await informer.synced.wait()
+        assert {obj["metadata"]["name"] for obj in informer.items()} == {f"paged-{i}" for i in range(5)}
+        assert int(informer.resource_version) >= int(created[-1]["metadata"]["resourceVersion"])
+        later = create(custom, namespace, "paged-later")
+        assert await informer.wait_for(later, timeout=30)
+        assert informer.relists == 0
+    finally:
+        await informer.stop()

@@ -9,7 +9,7 @@ import pytest
 
 from hoststate.domain import HostStatus, ServiceFacts, service_view
 from hoststate.operator.coalescer import Coalescer
-from hoststate.operator.indexes import ServerIndex, ServerRecord, ServiceIndex, ServiceRecord, is_stale
+from hoststate.operator.indexes import ServerIndex, ServerRecord, ServiceIndex, ServiceRecord, is_stale, slim_server
 from hoststate.operator.status_patches import server_status_patch, service_status_is_current, service_status_patch
 from hoststate.resources.lease import heartbeat_lease, lease_heartbeat, lease_renew_time
 
@@ -150,6 +150,22 @@ def test_server_index_moves_and_ignores_stale_events() -> None:
 
     index.remove(("t", "vm"))
     assert index.by_key == {} and index.hosts() == []
+
+
+def test_slim_server_keeps_what_the_index_reads_and_shares_repeated_strings() -> None:
+    # Strings built at run time, as JSON decoding builds them: equal, but distinct objects.
+    first, second = (server_body(name, "".join(["host", "-a"]), "10", "".join(["U", "P"])) for name in ("vm1", "vm2"))
+    first["metadata"]["managedFields"] = [{"manager": "kubectl", "time": "2026-01-01T00:00:00Z"}]
+    slim = [slim_server(body) for body in (first, second)]
+    assert ServerRecord.from_body(slim[0]) == ServerRecord.from_body(first)
+    assert "managedFields" not in slim[0]["metadata"]
+    assert slim[0]["spec"]["host"] is slim[1]["spec"]["host"]
+    assert slim[0]["status"]["hostStatus"] is slim[1]["status"]["hostStatus"]
+
+
+def test_server_records_are_slotted() -> None:
+    record = ServerRecord.from_body(server_body("vm", "a", "10"))
+    assert not hasattr(record, "__dict__") and record.labels == {}
 
 
 @pytest.mark.parametrize(
