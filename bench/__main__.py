@@ -17,7 +17,7 @@ from hoststate.devcluster.receiver import WebhookReceiver
 from hoststate.kube import SERVERS
 from hoststate.kube.api_resources import HOST_STATUS_SUBSCRIPTIONS, SECRETS
 
-from . import hostile, scenarios, takeover
+from . import hostile, notifications_delivery, scenarios, takeover
 from .harness import (
     RESULTS,
     ServerWatch,
@@ -32,7 +32,7 @@ from .harness import (
 from .profile import Profiler
 from .scenarios import Keys
 
-GROUPS = ("core", "hostile", "ha")
+GROUPS = ("core", "hostile", "ha", "notifications")
 NAMESPACE = "bench"
 TENANT = "bench-tenant"  # the big host's servers: one tenant with 1,000 servers
 
@@ -43,6 +43,8 @@ def table(results: dict) -> str:
         lines += hostile.table(results["hostile"])
     if "ha" in results:
         lines += takeover.table(results["ha"]["takeover"])
+    if "notifications" in results:
+        lines += notifications_delivery.table(results["notifications"])
     return "\n".join(lines)
 
 
@@ -296,6 +298,9 @@ async def main(args: argparse.Namespace) -> dict:
         results["hostile"] = await hostile.run(fuzz_cases=1000 if args.quick else hostile.FUZZ_CASES)
     if "ha" in args.only:
         results["ha"] = {"takeover": await takeover.main(repetitions=2 if args.quick else takeover.REPETITIONS)}
+    if "notifications" in args.only:
+        scale = (200, 5, 1) if args.quick else (1000, 20, 3)
+        results["notifications"] = await notifications_delivery.main(*scale)
     return results
 
 

@@ -232,6 +232,23 @@ async def main(servers: int, reps: int, expiry_rounds: int) -> dict[str, Any]:
         await stack.stop()
 
 
+def table(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for delivery in ("PerHostTransition", "PerServer"):
+        last = results[delivery]["last_event"]
+        lines.append(
+            f"force-down to the last of {results['servers']} events, {delivery}: "
+            f"p50 {last['p50']:.3f} s, p99 {last['p99']:.3f} s"
+        )
+    fair = results["fairness"]
+    lines.append(
+        f"fairness: tenant B's last event p99 {fair['tenant_b_alone']['last_event']['p99']:.3f} s alone, "
+        f"{fair['tenant_b_beside_a']['last_event']['p99']:.3f} s beside 100 hanging webhooks "
+        f"({fair['p99_ratio']:.2f}x, target {fair['target_ratio']}x)"
+    )
+    return lines
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.notifications_delivery")
     parser.add_argument("--quick", action="store_true", help="200 servers, 5 repetitions, 1 expiry")
