@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hoststate.domain import HostStatus, ServiceFacts, service_view
+from hoststate.kube.leader import NotLeader
 from hoststate.operator.coalescer import Coalescer
 from hoststate.operator.indexes import ServerIndex, ServerRecord, ServiceIndex, ServiceRecord, is_stale, slim_server
 from hoststate.operator.status_patches import server_status_patch, service_status_is_current, service_status_patch
@@ -230,6 +231,40 @@ async def test_coalescer_retries_failures_with_backoff(monkeypatch) -> None:
     await jobs.drain()
     assert len(attempts) == 3
     assert errors == ["k: API server busy", "k: API server busy"]
+
+
+async def test_coalescer_runs_a_refused_job_again_if_asked_during_the_run() -> None:
+    """The leader lost the Lease mid-fan-out and regained it, its resync asking again, before the
+    refused writes returned: the fan-out runs again, it is not dropped with the refusal."""
+    runs: list[int] = []
+    gate = asyncio.Event()
+
+    async def fan_out() -> None:
+        runs.append(len(runs))
+        await gate.wait()
+        if len(runs) == 1:
+            raise NotLeader("PATCH", "/servers/vm-1/status")
+
+    jobs = Coalescer()
+    jobs.request("host", fan_out)
+    await asyncio.sleep(0)
+    jobs.request("host", fan_out)  # the takeover's resync
+    gate.set()
+    await jobs.drain()
+    assert runs == [0, 1]
+
+
+async def test_coalescer_drops_a_refused_job() -> None:
+    runs: list[int] = []
+
+    async def refused() -> None:
+        runs.append(1)
+        raise NotLeader("PATCH", "/servers/vm-1/status")
+
+    jobs = Coalescer()
+    jobs.request("host", refused)
+    await jobs.drain()
+    assert runs == [1]
 
 
 def test_host_status_value_of_no_service() -> None:

@@ -2,7 +2,9 @@
 
 This is how a burst of changes to one host becomes one fan-out (plus one catch-up pass),
 and how failed jobs are retried with backoff. A job refused because this replica does not lead
-is dropped, not retried: the replica that leads (or this one, when it takes over) resyncs everything.
+is dropped, not retried: the replica that leads (or this one, when it takes over) resyncs everything;
+a request made while it was being refused (that resync, when this replica lost and regained the
+Lease within one run) runs it again.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class Coalescer:
                     raise
                 except Exception as error:  # retried with backoff; the periodic resync is the last resort
                     if isinstance(error, NotLeader) or isinstance(error.__cause__, NotLeader):
+                        if key in self._again:  # asked again while refused (a takeover's resync): run again
+                            continue
                         logger.debug("%s: not the leader, dropped", key)
                         return
                     if self._on_error is not None:
