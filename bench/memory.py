@@ -5,9 +5,10 @@ namespaces) on one local control plane. At each step both processes are restarte
 the seconds from its start to /readyz answering 200 (every informer has listed), its RSS then, and
 its RSS a few seconds later (once the start-up's garbage has settled). Every host is forced down,
 so every server's hostStatus is DOWN and stays so without agents: the processes restart into a
-converged fleet, as after a rolling update.
+converged fleet, as after a rolling update. The creation time of each step counts until the
+operator has set every new server's hostStatus.
 
-Run: `python -m bench.memory [--sizes 10000 30000 100000]`.
+Run: `python -m bench.memory [--sizes 10000 30000 100000]` (figures in bench/results/memory.json).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from hoststate.devcluster.processes import HoststateProcess
 from hoststate.kube import COMPUTE_SERVICES
 from hoststate.resources.computeservice import service_name
 
-from .harness import ServerWatch, Stack, create_servers, process_rss_mib, progress, say
+from .harness import ServerWatch, Stack, create_servers, process_rss_mib, progress, save, say
 
 SIZES = (10_000, 30_000, 100_000)
 SERVERS_PER_HOST = 100
@@ -38,7 +39,6 @@ HOSTS_IN_PARALLEL = 4
 async def grow(stack: Stack, watch: ServerWatch, hosts: int, have: int) -> float:
     """Add forced-down hosts `have`..`hosts`-1 with their servers; seconds until all of them show DOWN."""
     started = time.monotonic()
-    new = [f"m{i:05d}" for i in range(have, hosts)]
 
     async def create_host(index: int, host: str) -> list[tuple[str, str]]:
         body = {
@@ -51,11 +51,11 @@ async def grow(stack: Stack, watch: ServerWatch, hosts: int, have: int) -> float
         return await create_servers(stack.client, f"tenant-{index % TENANTS}", host, SERVERS_PER_HOST, host)
 
     keys: list[tuple[str, str]] = []
-    for first in range(0, len(new), HOSTS_IN_PARALLEL):
-        chunk = range(have + first, have + min(first + HOSTS_IN_PARALLEL, len(new)))
+    for first in range(have, hosts, HOSTS_IN_PARALLEL):
+        chunk = range(first, min(first + HOSTS_IN_PARALLEL, hosts))
         for created in await asyncio.gather(*(create_host(i, f"m{i:05d}") for i in chunk)):
             keys += created
-        progress(f"memory: {have * SERVERS_PER_HOST + len(keys)} servers created")
+        progress(f"memory: {chunk.stop * SERVERS_PER_HOST} servers created")
     await asyncio.wait_for(watch.expect(keys, "DOWN"), 3600)
     return time.monotonic() - started
 
@@ -115,7 +115,10 @@ async def run(sizes: tuple[int, ...] = SIZES) -> dict:
             wanted = size // SERVERS_PER_HOST
             creation = await grow(stack, watch, wanted, hosts)
             say(f"memory: {size} servers created and DOWN in {creation:.0f}s")
-            figures: dict = {"creation_seconds": round(creation, 1), "created_servers": (wanted - hosts) * 100}
+            figures: dict = {
+                "creation_seconds": round(creation, 1),
+                "created_servers": (wanted - hosts) * SERVERS_PER_HOST,
+            }
             hosts = wanted
             operator.stop()
             operator, figures["operator"] = await restarted(
@@ -137,7 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.memory")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(tuple(args.sizes))), indent=2))
+    say(f"saved to {save(asyncio.run(run(tuple(args.sizes))), 'memory.json')}")
 
 
 if __name__ == "__main__":
