@@ -152,7 +152,9 @@ def test_retries_until_the_receiver_recovers(
         what="failures reset in status",
     )
     assert tenant.condition("ops", "Delivering")["status"] == "True"
-    attempts = receiver.all()
+    # The server's first event and its retries (a host that misses a heartbeat under load adds events of its own).
+    first = receiver.all()[0].event["id"]
+    attempts = [r for r in receiver.all() if r.event["id"] == first]
     assert len(attempts) >= 3 and [r.answered for r in attempts[:-1]] == [500] * (len(attempts) - 1)
     # A retry is the same event: same id, same bytes, same signature; the attempt is numbered.
     assert len({r.body for r in attempts}) == 1
