@@ -17,7 +17,7 @@ from hoststate.devcluster.receiver import WebhookReceiver
 from hoststate.kube import SERVERS
 from hoststate.kube.api_resources import HOST_STATUS_SUBSCRIPTIONS, SECRETS
 
-from . import hostile, notifications_delivery, scenarios, takeover
+from . import hostile, memory, notifications_delivery, scenarios, takeover
 from .harness import (
     RESULTS,
     ServerWatch,
@@ -32,7 +32,7 @@ from .harness import (
 from .profile import Profiler
 from .scenarios import Keys
 
-GROUPS = ("core", "hostile", "ha", "notifications")
+GROUPS = ("core", "hostile", "ha", "notifications", "memory")
 NAMESPACE = "bench"
 TENANT = "bench-tenant"  # the big host's servers: one tenant with 1,000 servers
 
@@ -45,6 +45,8 @@ def table(results: dict) -> str:
         lines += takeover.table(results["ha"]["takeover"])
     if "notifications" in results:
         lines += notifications_delivery.table(results["notifications"])
+    if "memory" in results:
+        lines += memory.table(results["memory"])
     return "\n".join(lines)
 
 
@@ -301,6 +303,8 @@ async def main(args: argparse.Namespace) -> dict:
     if "notifications" in args.only:
         scale = (200, 5, 1) if args.quick else (1000, 20, 3)
         results["notifications"] = await notifications_delivery.main(*scale)
+    if "memory" in args.only:
+        results["memory"] = await memory.run((2000, 5000) if args.quick else memory.SIZES)
     return results
 
 

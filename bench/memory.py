@@ -136,6 +136,18 @@ async def run(sizes: tuple[int, ...] = SIZES) -> dict:
     return results
 
 
+def table(results: dict) -> list[str]:
+    lines = []
+    for size, figures in results["sizes"].items():
+        op, fa = figures["operator"], figures["facade"]
+        lines.append(
+            f"{int(size):,} servers (created in {figures['creation_seconds']:.0f} s): "
+            f"operator ready {op['seconds_to_ready']:.1f} s, {op['rss_mib_settled']:.0f} MiB; "
+            f"facade ready {fa['seconds_to_ready']:.1f} s, {fa['rss_mib_settled']:.0f} MiB"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.memory")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
