@@ -15,7 +15,8 @@ showing the new status on a watch, which relists after any error (a restarted AP
 the tenant's webhook receiver must get each server's event to the new status (`missed_notifications`:
 servers without one 60 s after convergence; ids may repeat). Baseline in the same run: the same flip
 with nothing killed. After each repetition the replicas are two again, both ready, one leading.
-`python -m bench.chaos` runs it alone on a local stack.
+`python -m bench.chaos [--repetitions N] [--election default|client-go]` runs it alone on a local
+stack; `chaos(stack)` is the function for `make bench`, `table(results)` its lines.
 """
 
 from __future__ import annotations
