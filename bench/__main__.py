@@ -17,7 +17,7 @@ from hoststate.devcluster.receiver import WebhookReceiver
 from hoststate.kube import SERVERS
 from hoststate.kube.api_resources import HOST_STATUS_SUBSCRIPTIONS, SECRETS
 
-from . import hostile, memory, notifications_delivery, scenarios, takeover
+from . import chaos, hostile, memory, notifications_delivery, scenarios, takeover
 from .harness import (
     RESULTS,
     ServerWatch,
@@ -32,7 +32,7 @@ from .harness import (
 from .profile import Profiler
 from .scenarios import Keys
 
-GROUPS = ("core", "hostile", "ha", "notifications", "memory")
+GROUPS = ("core", "hostile", "ha", "chaos", "notifications", "memory")
 NAMESPACE = "bench"
 TENANT = "bench-tenant"  # the big host's servers: one tenant with 1,000 servers
 
@@ -43,6 +43,8 @@ def table(results: dict) -> str:
         lines += hostile.table(results["hostile"])
     if "ha" in results:
         lines += takeover.table(results["ha"]["takeover"])
+    if "chaos" in results:
+        lines += chaos.table(results["chaos"])
     if "notifications" in results:
         lines += notifications_delivery.table(results["notifications"])
     if "memory" in results:
@@ -300,6 +302,8 @@ async def main(args: argparse.Namespace) -> dict:
         results["hostile"] = await hostile.run(fuzz_cases=1000 if args.quick else hostile.FUZZ_CASES)
     if "ha" in args.only:
         results["ha"] = {"takeover": await takeover.main(repetitions=2 if args.quick else takeover.REPETITIONS)}
+    if "chaos" in args.only:
+        results["chaos"] = await chaos.main(repetitions=2 if args.quick else chaos.REPETITIONS)
     if "notifications" in args.only:
         scale = (200, 5, 1) if args.quick else (1000, 20, 3)
         results["notifications"] = await notifications_delivery.main(*scale)
