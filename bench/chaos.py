@@ -56,31 +56,6 @@ ELECTIONS = {
 SCENARIOS = ("baseline", "leader_sigkill", "apiserver_sigkill", "etcd_sigkill", "standby_then_leader_sigkill")
 
 
-class RelistingServerWatch(ServerWatch):
-    """A ServerWatch that lists again after any failed watch: after an API server restart the version
-    it had may be gone (410), and rewatching from it would fail for ever. A status learned from a list
-    counts from when the list answered (later than its write, never earlier)."""
-
-    async def _run(self, version: str) -> None:
-        while True:
-            try:
-                async for event in self.client.watch(SERVERS, version, timeout_seconds=3600):
-                    version = event["object"]["metadata"]["resourceVersion"]
-                    if event["type"] in ("ADDED", "MODIFIED"):
-                        self._update(event["object"])
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - any failure: relist (retrying until the API server answers)
-                await asyncio.sleep(0.1)
-                try:
-                    listing = await self.client.list(SERVERS)
-                except Exception:  # noqa: BLE001
-                    continue
-                for item in listing["items"]:
-                    self._update(item)
-                version = listing["metadata"]["resourceVersion"]
-
-
 class Chaos:
     def __init__(
         self,
@@ -236,7 +211,7 @@ async def chaos(stack: Stack, repetitions: int = REPETITIONS, election: str = "d
     keys = await create_servers(stack.client, NAMESPACE, HOST, SERVER_COUNT, "vm")
     server_ids = await uids(stack.client, keys)
     stack.agent([HOST], 2.0)
-    watch = RelistingServerWatch(stack.client)
+    watch = ServerWatch(stack.client)
     await watch.start()
     outcomes: dict[str, list[dict]] = {scenario: [] for scenario in SCENARIOS}
     with Receiver() as receiver:

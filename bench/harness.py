@@ -221,9 +221,21 @@ class ServerWatch:
                         self._update(event["object"])
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # keep observing
+            except Exception as error:  # keep observing: list again (a restarted API server may answer 410)
                 say(f"server watch restarted: {error}")
-                await asyncio.sleep(0.2)
+                version = await self._relist(version)
+
+    async def _relist(self, version: str) -> str:
+        """The statuses as a list shows them, and the version to watch from; `version` while the API
+        server is away. A status learned from a list counts from when the list answered (never earlier)."""
+        await asyncio.sleep(0.2)
+        try:
+            listing = await self.client.list(SERVERS)
+        except Exception:  # noqa: BLE001 - retried by the next watch attempt
+            return version
+        for item in listing["items"]:
+            self._update(item)
+        return listing["metadata"]["resourceVersion"]
 
     def _update(self, item: dict[str, Any]) -> None:
         key = (item["metadata"]["namespace"], item["metadata"]["name"])

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
 import sys
 import time
-import urllib.request
 from typing import Any
 
 from bench.harness import ServerWatch, Stack, create_servers, create_services, say, summary
-from hoststate.devcluster.processes import HoststateProcess
+from hoststate.devcluster.processes import HoststateProcess, answers_ok, candidate_identity
 from hoststate.devcluster.scraper import scrape, total
 from hoststate.kube import COMPUTE_SERVICES, SERVERS
 from hoststate.resources.computeservice import service_name
@@ -39,9 +37,7 @@ Replica = tuple[HoststateProcess, int]  # the process and its metrics port
 
 def identity(process: HoststateProcess) -> str:
     """The replica's candidate identity: the fieldManager of its writes."""
-    found = re.search(r"hoststate operator started: .*, candidate (\S+)", process.output())
-    assert found, "the operator has not started"
-    return found.group(1)
+    return candidate_identity(process.output())
 
 
 def leading(replica: Replica) -> bool:
@@ -52,11 +48,7 @@ def leading(replica: Replica) -> bool:
 
 
 def ready(replica: Replica) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{replica[1]}/readyz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return answers_ok(f"http://127.0.0.1:{replica[1]}/readyz")
 
 
 async def wait_until(check: Any, what: str, timeout: float = 60) -> None:

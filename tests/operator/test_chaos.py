@@ -11,7 +11,6 @@ generous bounds; bench/chaos.py measures the convergence."""
 from __future__ import annotations
 
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from kubernetes import watch as k8s_watch
 
 from hoststate import API_GROUP, API_VERSION
 from hoststate.devcluster import DevCluster
-from hoststate.devcluster.processes import HoststateProcess, wait_for
+from hoststate.devcluster.processes import HoststateProcess, answers_ok, wait_for
 from hoststate.devcluster.stack import Kubectl, install_crds
 from tests.kubeobjects import compute_service, server
 from tests.support.processes import LEASE_NAMESPACE, REPORT_INTERVAL, Operator
@@ -138,11 +137,7 @@ class Fleet:
 
 
 def ready(replica: Operator) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{replica.metrics_port}/readyz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return answers_ok(f"http://127.0.0.1:{replica.metrics_port}/readyz")
 
 
 @pytest.fixture

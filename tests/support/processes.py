@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client as k8s
 
 from hoststate.devcluster import DevCluster, free_port
-from hoststate.devcluster.processes import HoststateProcess
+from hoststate.devcluster.processes import HoststateProcess, candidate_identity
 from hoststate.domain import COMPUTE_BINARY
 from hoststate.resources.lease import DEFAULT_LEASE_NAMESPACE
 
@@ -56,9 +56,7 @@ class Operator:
     def identity(self) -> str:
         """Its leader-election candidate name: the Lease's holder, and the fieldManager of its writes."""
         assert self.process is not None
-        found = re.search(r"hoststate operator started: .*, candidate (\S+)", self.process.output())
-        assert found, "the operator has not started"
-        return found.group(1)
+        return candidate_identity(self.process.output())
 
     def metric(self, name: str) -> float | None:
         """A metric's value (without labels) from its /metrics, or None when not exported."""

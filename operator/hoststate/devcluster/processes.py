@@ -4,11 +4,13 @@ tests and the benchmarks."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +30,22 @@ def wait_for(probe: Callable[[], T], timeout: float = 30, interval: float = 0.05
         time.sleep(interval)
         last = probe()
     return last
+
+
+def answers_ok(url: str, timeout: float = 2) -> bool:
+    """A probe: True when `url` answers 200 (/readyz, /healthz), False when it refuses, errs or is away."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def candidate_identity(output: str) -> str:
+    """An operator's leader-election candidate name (the Lease's holder, its writes' fieldManager), from its log."""
+    found = re.search(r"hoststate operator started: .*, candidate (\S+)", output)
+    assert found, "the operator has not started"
+    return found.group(1)
 
 
 class HoststateProcess:
