@@ -181,6 +181,13 @@ def test_malformed_requests_are_ignored(raw: str) -> None:
     assert rules.parse_request({rules.EVACUATION_ANNOTATION: raw}) is None
 
 
+@pytest.mark.parametrize("changes", [{"trigger": "someone"}, {"id": "x" * 65}])
+def test_requests_the_status_could_not_hold_are_ignored(changes: dict) -> None:
+    """Anyone who may annotate a Server could write them; recording one would be refused for ever."""
+    patch = rules.request_patch(replace_state(RECORD, **changes), None)
+    assert rules.parse_request(patch["metadata"]["annotations"]) is None
+
+
 def test_status_record() -> None:
     status = replace_state(RECORD, state=rules.DONE, completed_time="t", message="m").status()
     assert status == {

@@ -7,6 +7,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 
 from hoststate.kube import LEASES, SERVERS
@@ -57,6 +58,23 @@ async def test_the_first_candidate_creates_the_lease_and_leads_until_the_renew_d
     assert a.is_leader() and a.valid_until == 100.0 + TIMING.renew_deadline
     clock.now += TIMING.renew_deadline
     assert not a.is_leader()  # no renewal since: it stops writing
+
+
+async def test_a_dropped_connection_is_a_failed_attempt_not_the_end_of_the_campaign(
+    kube: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API server restarting drops connections: aiohttp raises errors that are not OSErrors."""
+    clock = Clock()
+    a = candidate(kube, clock, "a")
+    assert await a.try_acquire_or_renew()
+
+    async def disconnected(*_args: object, **_kwargs: object) -> dict:
+        raise aiohttp.ServerDisconnectedError()
+
+    monkeypatch.setattr(kube, "request", disconnected)
+    assert await a.try_acquire_or_renew() is False
+    clock.now += TIMING.renew_deadline
+    assert not a.is_leader()
 
 
 async def test_a_standby_waits_a_lease_duration_from_the_last_renewal_it_saw(kube: FakeKube) -> None:

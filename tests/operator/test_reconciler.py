@@ -478,6 +478,20 @@ async def test_after_a_restart_the_writes_a_recorded_transition_covers_count_as_
     await again.reconciler.stop()
 
 
+async def test_a_standby_keeps_no_transition_it_cannot_record() -> None:
+    """Every write of a standby is refused: what it decided would pile up until a takeover."""
+    standby = World()
+    standby.reconciler.leading = lambda: False
+    told = listen_host_transitions(standby)
+    name = standby.add_service("h1")
+    standby.add_server("s0", "h1")
+    standby.kube.fail(403, method="PATCH", path=COMPUTE_SERVICES.path(None, name, "status"), times=-1)
+    await standby.change_service("h1", forcedDown=True)
+    await asyncio.sleep(0.01)
+    assert standby.reconciler.oldest_unrecorded() is None and told == []
+    await standby.reconciler.stop()
+
+
 async def test_a_new_leader_decides_from_the_recorded_transitions_not_from_its_own_as_a_standby(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

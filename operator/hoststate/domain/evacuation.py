@@ -37,6 +37,8 @@ CLEANUP_STATES = (ACCEPTED, DONE, FAILED)
 
 TRIGGER_API = "api"
 TRIGGER_AUTOMATIC = "automatic"
+TRIGGERS = (TRIGGER_API, TRIGGER_AUTOMATIC)
+EVACUATION_ID_MAX_LENGTH = 64  # status.evacuation.id in the CRD
 
 # nova/compute/api.py: evacuate is decorated with
 # check_instance_state(vm_state=[ACTIVE, STOPPED, ERROR]) (task_state must be None).
@@ -186,7 +188,7 @@ def parse_request(annotations: Mapping[str, str] | None) -> EvacuationRecord | N
         return None
     try:
         data = json.loads(raw)
-        return EvacuationRecord(
+        record = EvacuationRecord(
             id=str(data["id"]),
             source_host=str(data["sourceHost"]),
             target_host=str(data["targetHost"]),
@@ -197,6 +199,10 @@ def parse_request(annotations: Mapping[str, str] | None) -> EvacuationRecord | N
         )
     except (ValueError, KeyError, TypeError):
         return None
+    # What status.evacuation could not hold is no request: a write of it would be refused for ever.
+    if record.trigger not in TRIGGERS or len(record.id) > EVACUATION_ID_MAX_LENGTH:
+        return None
+    return record
 
 
 def request_patch(record: EvacuationRecord, resource_version: str | None, *, stop: bool = False) -> dict[str, Any]:

@@ -3,6 +3,7 @@ wsgi from the request, used by the views."""
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,4 +29,4 @@ class Links:
 
     def collection(self, collection: str, **query: str) -> str:
         url = self._join(self.root, "v2.1", self.project_id, collection)
-        return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+        return url + ("?" + urllib.parse.urlencode(query) if query else "")  # as Nova's _get_next_link

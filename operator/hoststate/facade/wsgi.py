@@ -157,7 +157,7 @@ async def _read_body(request: web.Request) -> Any:
         raise HTTPBadRequest("Malformed request body") from None
 
 
-def _check_request_line_and_headers(request: web.Request) -> None:
+def check_request_line_and_headers(request: web.Request) -> None:
     """What the server in front of Nova refuses before the API sees it, as Nova's 400s: header
     lines over MAX_HEADER_LINE (echoing nothing of them: they may hold a token), and a query string
     that is not UTF-8 once percent-decoded (aiohttp would otherwise search with U+FFFD in its place)."""
@@ -179,7 +179,7 @@ async def nova_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[REQUEST_ID] = request_id
     negotiated: APIVersion | None = None
     try:
-        _check_request_line_and_headers(request)
+        check_request_line_and_headers(request)
         route_name = request.match_info.route.name
         if route_name not in PUBLIC_ROUTES:
             url_project = request.match_info.get("project_id")

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
+
 from ..kubetime import kube_micro_time
 from .api_resources import LEASES
 from .client import ApiError, KubeClient
@@ -165,13 +167,16 @@ class LeaderElector:
         except ApiError as error:
             self._report(str(error), quiet=error.status == 409)  # 409: another candidate wrote first
             held = False
-        except (TimeoutError, OSError, ValueError) as error:  # aiohttp's errors are OSErrors; ValueError: bad body
+        except (TimeoutError, OSError, ValueError, aiohttp.ClientError) as error:  # ValueError: a bad body
+            # A dropped connection (an API server restarting) is a failed attempt, never the campaign's end.
             self._report(f"leader Lease {self.namespace}/{self.name}: {error!r}")
             held = False
         else:
             self._problem = ""
         if held and not self._resigned:
             self.valid_until = started + self.timing.renew_deadline
+            if self._resigned:  # resign() ran on the operator's thread meanwhile: it wins
+                self.valid_until = 0.0
         elif self.holder and self.holder != self.identity:
             self.valid_until = 0.0  # someone else holds it: stop at once, not at the deadline
         return held

@@ -218,7 +218,17 @@ class Evacuator:
     async def reconcile(self) -> None:
         """One level-based pass: record requests, confirm or fail them, evacuate HA servers."""
         now = self.reconciler.clock()
-        await asyncio.gather(*(self._progress(t, now) for t in list(self.tracked.values()) if t.request))
+        outcomes = await asyncio.gather(
+            *(self._progress(t, now) for t in list(self.tracked.values()) if t.request), return_exceptions=True
+        )
+        for outcome in outcomes:  # one record's failure must not stop the others, nor the HA pass below
+            if isinstance(outcome, NotLeader) or (
+                isinstance(outcome, BaseException) and not isinstance(outcome, Exception)
+            ):
+                raise outcome
+            if isinstance(outcome, Exception):
+                logger.error("evacuation record not written: %r", outcome)
+                self.metrics.reconcile_errors.labels(kind="evacuation").inc()
         self.metrics.evacuations_in_flight.set(sum(t.in_flight for t in self.tracked.values()))
         if self.config.evacuation_concurrency > 0:
             await self._evacuate_ha_servers(now)

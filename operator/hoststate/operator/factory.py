@@ -172,7 +172,7 @@ class OperatorFactory:
         writer = LeaderOnlyClient(client, elector)
         events = EventRecorder(writer, "operator")
         metrics = OperatorMetrics()
-        reconciler = Reconciler(writer, config, events, metrics)
+        reconciler = Reconciler(writer, config, events, metrics, leading=elector.is_leader)
         metrics.registry.register(
             IndexCollector(reconciler.services, reconciler.servers, config.down_time, reporting=elector.is_leader)
         )

@@ -62,7 +62,7 @@ class IndexCollector(Collector):
         servers = GaugeMetricFamily(
             "hoststate_servers", "Servers by the host status they show.", labels=["host_status"]
         )
-        tally = Tally(record.host_status or "" for record in self.servers.by_key.values())
+        tally = Tally(record.host_status or "" for record in self.servers.by_key.values()) if reporting else Tally()
         for value in HOST_STATUSES if reporting else ():
             servers.add_metric([value], float(tally.get(value, 0)))
         yield servers

@@ -98,8 +98,10 @@ class Reconciler:
         metrics: OperatorMetrics,
         *,
         clock: Callable[[], datetime] = utcnow,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self.client = client
+        self.leading = leading
         self.config = config
         self.events = events
         self.metrics = metrics
@@ -171,7 +173,8 @@ class Reconciler:
             recorded = recorded_transitions(record.status, record.host)
             old = recorded[-1].new if recorded else record.status.get("hostStatus") or ""
         self._decided[record.name] = new
-        if new == old:
+        if new == old or not self.leading():
+            # A standby cannot record nor tell: it keeps nothing (forget_decisions at takeover decides again).
             return
         reason = transition_reason(HostStatus(new), record.host)
         transition = HostTransition(host_transition_id(record.uid, old, new, now), record.host, old, new, reason, now)

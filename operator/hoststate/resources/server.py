@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from ..domain.evacuation import EVACUATION_ID_MAX_LENGTH
 from .common import (
     CONDITIONS_FIELD,
     NOVA_HOST_MAX_LENGTH,
@@ -108,7 +109,9 @@ class Evacuation(KubeModel):
     """The server's latest evacuation, as the operator recorded it from the request
     (annotation hoststate.io/evacuation) written together with the move of spec.host."""
 
-    id: str = Field(max_length=64, description="Id of the evacuation request (in the annotation).")
+    id: str = Field(
+        max_length=EVACUATION_ID_MAX_LENGTH, description="Id of the evacuation request (in the annotation)."
+    )
     source_host: str = Field(max_length=NOVA_HOST_MAX_LENGTH, description="Host the server was evacuated from.")
     target_host: str = Field(max_length=NOVA_HOST_MAX_LENGTH, description="Host the server was evacuated to.")
     requested_time: datetime = Field(description="When the evacuation was requested.")

@@ -18,7 +18,7 @@ from ..faults import (
     NovaError,
     keystone_body,
 )
-from ..wsgi import AUTHENTICATOR, Handler, as_fault, json_response, links
+from ..wsgi import AUTHENTICATOR, Handler, as_fault, check_request_line_and_headers, json_response, links
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ async def _read_json(request: web.Request) -> Any:
 @web.middleware
 async def keystone_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        check_request_line_and_headers(request)  # before any TokenReview, as on the compute API
         matched = request.match_info.http_exception is None  # else the handler raises Keystone's 404 or 405
         if matched and request.match_info.route.name not in PUBLIC_ROUTES:
             token = request.headers.get("X-Auth-Token")
