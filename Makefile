@@ -10,8 +10,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	# The test extra's libvirt-python builds against Debian's libvirt (hoststate[libvirt]).
-	bash scripts/install-test-tools.sh pkg-config:pkg-config cc:gcc lib/libvirt:libvirt-dev
+	# The test extra's libvirt-python builds from source against Debian's libvirt (hoststate[libvirt]): a C compiler and Python's headers too.
+	bash scripts/install-test-tools.sh pkg-config:pkg-config cc:gcc python3.11-config:python3.11-dev lib/libvirt:libvirt-dev
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)

@@ -30,8 +30,9 @@ import time
 from typing import Any
 
 from bench.harness import ServerWatch, Stack, create_servers, create_services, say, summary
-from bench.notifications_delivery import Receiver, subscribe, tenant, uids
+from bench.notifications_delivery import subscribe, tenant, uids
 from bench.takeover import Replica, leading, ready, wait_until
+from hoststate.devcluster.receiver import WebhookReceiver
 from hoststate.kube import COMPUTE_SERVICES, SERVERS
 from hoststate.resources.computeservice import service_name
 
@@ -61,7 +62,7 @@ class Chaos:
         self,
         stack: Stack,
         watch: ServerWatch,
-        receiver: Receiver,
+        receiver: WebhookReceiver,
         keys: list[tuple[str, str]],
         server_ids: set[str],
         election: str,
@@ -99,7 +100,7 @@ class Chaos:
         """Flip the host's force-down: the new status, the future of the last server showing it, when."""
         self.down = not self.down
         target = "DOWN" if self.down else "UP"
-        self.receiver.forget()
+        self.receiver.clear()
         written = self.watch.expect(self.keys, target)
         flipped = time.time()
         await self.stack.client.patch(COMPUTE_SERVICES, service_name(HOST), {"spec": {"forcedDown": self.down}})
@@ -214,7 +215,7 @@ async def chaos(stack: Stack, repetitions: int = REPETITIONS, election: str = "d
     watch = ServerWatch(stack.client)
     await watch.start()
     outcomes: dict[str, list[dict]] = {scenario: [] for scenario in SCENARIOS}
-    with Receiver() as receiver:
+    with WebhookReceiver() as receiver:
         runs = Chaos(stack, watch, receiver, keys, server_ids, election)
         try:
             for _ in range(2):

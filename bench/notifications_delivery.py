@@ -48,15 +48,6 @@ OPERATOR_FLAGS = [
 ]
 
 
-class Receiver(WebhookReceiver):
-    """The dev receiver, emptied before each repetition: looking for arrivals scans what it holds, under
-    the lock its server thread appends with (tens of thousands of events would slow the receiving)."""
-
-    def forget(self) -> None:
-        with self._lock:
-            self._requests.clear()
-
-
 async def subscribe(client: KubeClient, namespace: str, name: str, url: str, **spec: Any) -> None:
     """A subscription, once the operator says it is Ready."""
     body = {
@@ -97,7 +88,7 @@ async def uids(client: KubeClient, keys: list[tuple[str, str]]) -> set[str]:
 async def force_down_to_events(
     client: KubeClient,
     watch: ServerWatch,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     host: str,
     keys: list[tuple[str, str]],
     reps: int,
@@ -111,7 +102,7 @@ async def force_down_to_events(
     for rep in range(reps):
         for forced, target in ((True, "DOWN"), (False, "UP")):
             progress(f"notifications {label}: {rep + 1}/{reps} {target}")
-            receiver.forget()
+            receiver.clear()
             written = watch.expect(keys, target)
             started = time.time()
             await client.patch(COMPUTE_SERVICES, service_name(host), {"spec": {"forcedDown": forced}})
@@ -124,7 +115,7 @@ async def force_down_to_events(
 
 
 async def heartbeat_expiry(
-    stack: Stack, receiver: Receiver, host: str, keys: list[tuple[str, str]], rounds: int
+    stack: Stack, receiver: WebhookReceiver, host: str, keys: list[tuple[str, str]], rounds: int
 ) -> dict[str, Any]:
     """Stop the host's agent: lag from its Lease's deadline to the service's UNKNOWN (polled every 10 ms)
     and to the last server's UNKNOWN event; then start the agent again and wait for UP."""
@@ -138,7 +129,7 @@ async def heartbeat_expiry(
         if back is not None:
             await notified(receiver, server_ids, "UP", back, timeout=120)
         await asyncio.sleep(REPORT_INTERVAL * 1.5)  # a beat or two of the running agent
-        receiver.forget()
+        receiver.clear()
         agent.stop()
         lease = await client.get(LEASES, service_name(host), namespace=stack.lease_namespace)
         deadline = parse_kube_time(lease["spec"]["renewTime"]).timestamp() + DOWN_TIME
@@ -178,7 +169,7 @@ async def notifications_delivery(
         await asyncio.wait_for(watch.expect(group, "UP"), 600)
     results: dict[str, Any] = {"servers": servers, "reps": reps}
     try:
-        with Receiver() as receiver:
+        with WebhookReceiver() as receiver:
             for delivery in ("PerHostTransition", "PerServer"):
                 await subscribe(client, TENANT, "hook", receiver.url, delivery=delivery, hostStatuses=["DOWN", "UP"])
                 results[delivery] = await force_down_to_events(client, watch, receiver, big, keys, reps, delivery)
@@ -198,7 +189,7 @@ async def notifications_delivery(
 async def fairness(
     client: KubeClient,
     watch: ServerWatch,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     host: str,
     keys_b: list[tuple[str, str]],
     reps: int,

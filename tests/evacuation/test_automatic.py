@@ -4,7 +4,6 @@ force-up guard (facade 400, kubectl-side Warning Event)."""
 from __future__ import annotations
 
 import threading
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 
@@ -13,6 +12,7 @@ from kubernetes import client as k8s
 from kubernetes import watch
 
 from hoststate.devcluster.processes import HoststateProcess, wait_for
+from hoststate.devcluster.scraper import scrape, series
 from hoststate.domain.evacuation import EVACUATION_ANNOTATION
 from tests.evacuation.conftest import Fleet, G, Tokens, V, action
 from tests.support.facade import RunningFacade, http
@@ -28,11 +28,7 @@ def start_hosts(fleet: Fleet, agents, *names: str, **spec) -> list[str]:
 
 
 def gauge(url: str, name: str, zone: str) -> float | None:
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
-    for line in text.splitlines():
-        if line.startswith(f'{name}{{zone="{zone}"}}'):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+    return scrape(url).get(series(name, zone=zone))
 
 
 def test_ha_servers_only_are_evacuated_spread_over_healthy_hosts(

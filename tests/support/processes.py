@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -11,6 +9,7 @@ from kubernetes import client as k8s
 
 from hoststate.devcluster import DevCluster, free_port
 from hoststate.devcluster.processes import HoststateProcess, candidate_identity
+from hoststate.devcluster.scraper import scrape
 from hoststate.domain import COMPUTE_BINARY
 from hoststate.resources.lease import DEFAULT_LEASE_NAMESPACE
 
@@ -60,10 +59,7 @@ class Operator:
 
     def metric(self, name: str) -> float | None:
         """A metric's value (without labels) from its /metrics, or None when not exported."""
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
-            text = response.read().decode()
-        found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-        return float(found.group(1)) if found else None
+        return scrape(self.metrics_url).get(name)
 
     @property
     def leading(self) -> bool:

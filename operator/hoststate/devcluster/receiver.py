@@ -100,6 +100,11 @@ class WebhookReceiver:
         self._loop.run_until_complete(runner.cleanup())
 
     # -- reading ------------------------------------------------------------------
+    def clear(self) -> None:
+        """Forget what arrived (a bench between repetitions: looking for arrivals scans what is held)."""
+        with self._lock:
+            self._requests.clear()
+
     def all(self) -> list[Received]:
         with self._lock:
             return list(self._requests)
