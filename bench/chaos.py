@@ -24,14 +24,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 import time
 from typing import Any
 
 from bench.harness import ServerWatch, Stack, create_servers, create_services, say, summary
 from bench.notifications_delivery import subscribe, tenant, uids
-from bench.takeover import Replica, leading, ready, wait_until
+from bench.takeover import Replicas
 from hoststate.devcluster.receiver import WebhookReceiver
 from hoststate.kube import COMPUTE_SERVICES, SERVERS
 from hoststate.resources.computeservice import service_name
@@ -68,32 +67,8 @@ class Chaos:
         election: str,
     ) -> None:
         self.stack, self.watch, self.receiver, self.keys, self.server_ids = stack, watch, receiver, keys, server_ids
-        self.flags = (*OPERATOR_FLAGS, *ELECTIONS[election])
-        self.replicas: list[Replica] = []
+        self.replicas = Replicas(stack, (*OPERATOR_FLAGS, *ELECTIONS[election]), timeout=120)
         self.down = False
-
-    # -- replicas ------------------------------------------------------------------------------
-    async def add_replica(self) -> None:
-        replica = await asyncio.to_thread(self.stack.operator, *self.flags)
-        self.replicas.append(replica)
-        await wait_until(lambda: ready(replica), "a replica to be ready", timeout=120)
-
-    async def leader_and_standby(self) -> tuple[Replica, Replica]:
-        """Once there is exactly one leader among the two replicas."""
-        leaders: list[Replica] = []
-
-        def found() -> bool:
-            leaders[:] = [r for r in self.replicas if leading(r)]
-            return len(leaders) == 1
-
-        await wait_until(found, "one leader", timeout=120)
-        (standby,) = (r for r in self.replicas if r is not leaders[0])
-        return leaders[0], standby
-
-    async def kill(self, replica: Replica) -> None:
-        replica[0].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
-        await asyncio.to_thread(replica[0].stop)  # reaps it
-        self.replicas.remove(replica)
 
     # -- one flip of the force-down, and its outcome --------------------------------------------
     async def flip(self) -> tuple[str, asyncio.Future[float], float]:
@@ -150,22 +125,22 @@ class Chaos:
 
     # -- the faults ------------------------------------------------------------------------------
     async def baseline(self) -> dict:
-        await self.leader_and_standby()
+        await self.replicas.leader_and_standbys()
         target, written, flipped = await self.flip()
         return await self.outcome(target, written, flipped, flipped)
 
     async def leader_sigkill(self) -> dict:
-        leader, _ = await self.leader_and_standby()
+        leader, _ = await self.replicas.leader_and_standbys()
         target, written, flipped = await self.flip()
         await asyncio.sleep(KILL_AFTER_FORCE_DOWN)
         fault = time.time()
-        await self.kill(leader)
+        await self.replicas.kill(leader)
         result = await self.outcome(target, written, flipped, fault)
-        await self.add_replica()
+        await self.replicas.add()
         return result
 
     async def control_plane_sigkill(self, part: str) -> dict:
-        await self.leader_and_standby()
+        await self.replicas.leader_and_standbys()
         target, written, flipped = await self.flip()
         shown = await self.first_shown(target)
         fault = time.time()
@@ -176,14 +151,14 @@ class Chaos:
         return {**result, "servers_shown_at_the_kill": shown, "restart_to_readyz_s": restarted}
 
     async def standby_then_leader_sigkill(self) -> dict:
-        leader, standby = await self.leader_and_standby()
-        await self.kill(standby)
-        await self.kill(leader)
+        leader, (standby,) = await self.replicas.leader_and_standbys()
+        await self.replicas.kill(standby)
+        await self.replicas.kill(leader)
         target, written, flipped = await self.flip()
         fault = time.time()  # the new replica's start: nothing could converge before
-        await self.add_replica()
+        await self.replicas.add()
         result = await self.outcome(target, written, flipped, fault)
-        await self.add_replica()
+        await self.replicas.add()
         return result
 
     async def run(self, scenario: str) -> dict:
@@ -219,7 +194,7 @@ async def chaos(stack: Stack, repetitions: int = REPETITIONS, election: str = "d
         runs = Chaos(stack, watch, receiver, keys, server_ids, election)
         try:
             for _ in range(2):
-                await runs.add_replica()
+                await runs.replicas.add()
             await asyncio.wait_for(watch.expect(keys, "UP"), 120)
             await subscribe(stack.client, NAMESPACE, "chaos", receiver.url, hostStatuses=["DOWN", "UP"])
             for i in range(repetitions):

@@ -59,26 +59,48 @@ async def wait_until(check: Any, what: str, timeout: float = 60) -> None:
         await asyncio.sleep(0.05)
 
 
-class Takeovers:
-    def __init__(self, stack: Stack, watch: ServerWatch, keys: list[tuple[str, str]]) -> None:
-        self.stack, self.watch, self.keys = stack, watch, keys
-        self.replicas: list[Replica] = []
-        self.down = False
+class Replicas:
+    """A run's operator replicas (also bench.chaos's): each started and waited for until ready, the one
+    leader found, one signalled and reaped."""
 
-    async def add_replica(self) -> None:
-        replica = await asyncio.to_thread(self.stack.operator)
-        self.replicas.append(replica)
-        await wait_until(lambda: ready(replica), "a replica to be ready")
+    def __init__(self, stack: Stack, flags: tuple[str, ...] = (), timeout: float = 60) -> None:
+        self.stack, self.flags, self.timeout = stack, flags, timeout
+        self.running: list[Replica] = []
 
-    async def leader(self) -> Replica:
+    async def add(self) -> None:
+        replica = await asyncio.to_thread(self.stack.operator, *self.flags)
+        self.running.append(replica)
+        await wait_until(lambda: ready(replica), "a replica to be ready", self.timeout)
+
+    async def leader_and_standbys(self) -> tuple[Replica, list[Replica]]:
+        """Once exactly one replica leads: it, and the others."""
         leaders: list[Replica] = []
 
         def found() -> bool:
-            leaders[:] = [r for r in self.replicas if leading(r)]
+            leaders[:] = [r for r in self.running if leading(r)]
             return len(leaders) == 1
 
-        await wait_until(found, "one leader")
-        return leaders[0]
+        await wait_until(found, "one leader", self.timeout)
+        return leaders[0], [r for r in self.running if r is not leaders[0]]
+
+    def send_signal(self, replica: Replica, sig: signal.Signals) -> None:
+        """Sends `sig` at once (faults are timed from it); the replica is no longer one of the run's."""
+        replica[0].proc.send_signal(sig)  # type: ignore[union-attr]
+        self.running.remove(replica)
+
+    async def reap(self, replica: Replica) -> None:
+        await asyncio.to_thread(replica[0].stop)
+
+    async def kill(self, replica: Replica) -> None:
+        self.send_signal(replica, signal.SIGKILL)
+        await self.reap(replica)
+
+
+class Takeovers:
+    def __init__(self, stack: Stack, watch: ServerWatch, keys: list[tuple[str, str]]) -> None:
+        self.stack, self.watch, self.keys = stack, watch, keys
+        self.replicas = Replicas(stack)
+        self.down = False
 
     async def flip(self, stop: Any | None = None, new_leader: str = "") -> tuple[float, float]:
         """Stop the leader with `stop` (None: leave it), flip the host's force-down at once; seconds
@@ -112,13 +134,11 @@ class Takeovers:
         raise TimeoutError(f"no write by {identity}")
 
     async def takeover(self, sig: signal.Signals) -> tuple[float, float]:
-        leader = await self.leader()
-        self.replicas.remove(leader)
-        (standby,) = self.replicas  # the one that takes over: it has never led, so any write of its is new
-        process = leader[0]
-        figures = await self.flip(lambda: process.proc.send_signal(sig), identity(standby[0]))  # type: ignore[union-attr]
-        await asyncio.to_thread(process.stop)
-        await self.add_replica()
+        leader, (standby,) = await self.replicas.leader_and_standbys()
+        # The standby takes over: it has never led, so any write of its is new.
+        figures = await self.flip(lambda: self.replicas.send_signal(leader, sig), identity(standby[0]))
+        await self.replicas.reap(leader)
+        await self.replicas.add()
         return figures
 
 
@@ -132,12 +152,12 @@ async def takeover(stack: Stack, repetitions: int = REPETITIONS) -> dict[str, An
     runs = Takeovers(stack, watch, keys)
     try:
         for _ in range(2):
-            await runs.add_replica()
+            await runs.replicas.add()
         await asyncio.wait_for(watch.expect(keys, "UP"), 60)
         baseline, killed, stopped = [], [], []
         for i in range(repetitions):
             say(f"takeover: repetition {i + 1}/{repetitions}")
-            await runs.leader()
+            await runs.replicas.leader_and_standbys()
             baseline.append(await runs.flip())
             killed.append(await runs.takeover(signal.SIGKILL))
             stopped.append(await runs.takeover(signal.SIGTERM))
