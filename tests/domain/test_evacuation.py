@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import get_args
@@ -128,6 +130,41 @@ def test_plan_keeps_to_the_zone() -> None:
 
 def test_plan_zero() -> None:
     assert rules.plan_targets(0, "a", "nova", [host("b")]) == []
+
+
+def scanned_target(source_host: str, source_zone: str | None, candidates: list[ComputeHost]) -> str | None:
+    """The rule by a scan of every candidate (what TargetLoads' heaps must agree with)."""
+    healthy = [c for c in candidates if c.healthy and c.host != source_host]
+    eligible = [c for c in healthy if c.zone == source_zone] or healthy
+    return min(eligible, key=lambda c: (c.servers, c.host)).host if eligible else None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_target_loads_agree_with_a_scan_of_every_host(seed: int) -> None:
+    """Placements for several sources in turn (healthy ones too, zones with and without a target) on
+    one TargetLoads are the scan's, host by host, counting the earlier ones."""
+    rng = random.Random(seed)
+    zones = ["z1", "z2", "z3"]
+    candidates = [
+        host(
+            f"h{i}",
+            rng.choice(zones),
+            disabled=rng.random() < 0.2,
+            forced_down=rng.random() < 0.2,
+            up=rng.random() < 0.8,
+            servers=rng.randrange(5),
+        )
+        for i in range(rng.randrange(1, 25))
+    ]
+    loads = rules.TargetLoads(candidates)
+    for _ in range(10):
+        source = rng.choice(candidates)
+        zone = rng.choice([source.zone, None, "elsewhere"])
+        placed = loads.place(rng.randrange(6), source.host, zone)
+        for target in placed:
+            assert target == scanned_target(source.host, zone, candidates)
+            candidates = [replace(c, servers=c.servers + 1) if c.host == target else c for c in candidates]
+        assert loads.has_target(source.host, zone) is (scanned_target(source.host, zone, candidates) is not None)
 
 
 # -- storms ------------------------------------------------------------------------------------
@@ -505,6 +542,35 @@ def test_a_situation_that_ends_and_comes_back_is_told_again() -> None:
     assert fixed.warnings == [] and fixed.situations == frozenset()
     again = plan([ha("vm", vm_state="paused")], [SOURCE, *TARGETS], warned=fixed.situations)
     assert [w.reason for w in again.warnings] == ["EvacuationSkipped"]
+
+
+def test_plan_at_scale_spreads_as_the_rule_says() -> None:
+    """2,000 targets in 4 zones (every 10th disabled), each zone with 25 forced-down sources of 40 HA
+    servers, and a zone of such sources only: each zone's 1,000 servers go round its 450 healthy targets
+    by name, then the last zone's 1,000 (no target in it) to the least loaded targets of all zones by
+    name: those given 2, not 3. The storm guard counts all zones (125 of 2,125 hosts down)."""
+    zones = [f"z{k}" for k in range(4)]
+    targets = {z: [host(f"{z}-t{i:04d}", z, disabled=i % 10 == 9) for i in range(500)] for z in zones}
+    sources = {z: [host(f"{z}-src{j:02d}", z, forced_down=True, up=False) for j in range(25)] for z in [*zones, "zx"]}
+    servers = [ha(f"{s.host}-vm{n:02d}", s.host) for z in sources for s in sources[z] for n in range(40)]
+    hosts = [h for z in zones for h in targets[z]] + [h for z in sources for h in sources[z]]
+    random.Random(1).shuffle(hosts)
+    random.Random(2).shuffle(servers)
+
+    result = plan(servers, hosts, concurrency=len(servers), threshold=0.5, scope="global")
+
+    expected: dict[str, str] = {}
+    for z in zones:
+        healthy = [t.host for t in targets[z] if t.healthy]
+        names = [f"{s.host}-vm{n:02d}" for s in sources[z] for n in range(40)]
+        expected.update({name: healthy[i % len(healthy)] for i, name in enumerate(names)})
+    given_two = sorted(t for t, count in Counter(expected.values()).items() if count == 2)
+    names = [f"{s.host}-vm{n:02d}" for s in sources["zx"] for n in range(40)]
+    assert len(given_two) >= len(names)
+    expected.update(zip(names, given_two, strict=False))
+    assert moved(result) == expected
+    assert [m.server[1] for m in result.moves] == sorted(expected)  # source by source, server by server
+    assert result.warnings == [] and result.storming == frozenset()
 
 
 # -- request schemas per microversion -----------------------------------------------------------

@@ -10,10 +10,11 @@ the operator, and turned `completed` by the source host's agent) share the camel
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -102,34 +103,69 @@ def compute_hosts(
     ]
 
 
-def eligible_targets(source_host: str, source_zone: str | None, candidates: Iterable[ComputeHost]) -> list[ComputeHost]:
-    """Enabled, up, not forced down, not the source; only the source's zone if it has any such host."""
-    healthy = [c for c in candidates if c.healthy and c.host != source_host]
-    same_zone = [c for c in healthy if source_zone is not None and c.zone == source_zone]
-    return same_zone or healthy
+class TargetLoads:
+    """The hosts that may receive evacuated servers (healthy ones) and how many servers each has, counting
+    those placed through it: the least loaded eligible one is found in log time, over a heap per zone and
+    one over all zones. A heap entry whose count is stale (its host has received servers since, through
+    the other heap) is pushed again with the count it has now when it comes up."""
+
+    def __init__(self, candidates: Iterable[ComputeHost]) -> None:
+        self._servers: dict[str, int] = {}
+        self._zone: dict[str, str] = {}
+        for c in candidates:
+            if c.healthy:
+                self._servers[c.host], self._zone[c.host] = c.servers, c.zone
+        self._all = [(servers, host) for host, servers in self._servers.items()]
+        self._by_zone: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
+        for entry in self._all:
+            self._by_zone[self._zone[entry[1]]].append(entry)
+        for heap in (self._all, *self._by_zone.values()):
+            heapq.heapify(heap)
+
+    def _eligible(self, source_host: str, source_zone: str | None) -> list[tuple[int, str]] | None:
+        """The heap of the eligible hosts: the source's zone's if it has one other than the source, else all."""
+        source_is_candidate = source_host in self._servers
+        zone = self._by_zone.get(source_zone) if source_zone is not None else None
+        if zone and len(zone) > (source_is_candidate and self._zone[source_host] == source_zone):
+            return zone
+        return self._all if len(self._servers) > source_is_candidate else None
+
+    def has_target(self, source_host: str, source_zone: str | None) -> bool:
+        """Enabled, up, not forced down, not the source; only the source's zone if it has any such host."""
+        return self._eligible(source_host, source_zone) is not None
+
+    def place(self, count: int, source_host: str, source_zone: str | None) -> list[str]:
+        """Targets for `count` servers leaving `source_host`, one at a time: each the eligible host with
+        the fewest servers, counting those placed before it (so they spread), ties to the lowest name.
+        Shorter than `count` only when no host is eligible."""
+        heap = self._eligible(source_host, source_zone)
+        if heap is None or count <= 0:
+            return []
+        targets: list[str] = []
+        source_entry = None  # the source is no target, but stays in the heap for other sources
+        while len(targets) < count:
+            servers, host = heapq.heappop(heap)
+            if host == source_host:
+                source_entry = (servers, host)
+            elif servers != self._servers[host]:
+                heapq.heappush(heap, (self._servers[host], host))
+            else:
+                self._servers[host] += 1
+                targets.append(host)
+                heapq.heappush(heap, (servers + 1, host))
+        if source_entry is not None:
+            heapq.heappush(heap, source_entry)
+        return targets
 
 
 def choose_target(source_host: str, source_zone: str | None, candidates: Iterable[ComputeHost]) -> str | None:
-    """The eligible host with the fewest servers; ties go to the host name, lowest first."""
-    eligible = eligible_targets(source_host, source_zone, candidates)
-    if not eligible:
-        return None
-    return min(eligible, key=lambda c: (c.servers, c.host)).host
+    """The eligible host (TargetLoads) with the fewest servers; ties go to the host name, lowest first."""
+    return next(iter(plan_targets(1, source_host, source_zone, candidates)), None)
 
 
-def plan_targets(count: int, source_host: str, source_zone: str | None, candidates: Sequence[ComputeHost]) -> list[str]:
-    """Targets for `count` servers leaving `source_host`, one at a time, each counting the ones
-    placed before it (so they spread). Shorter than `count` only when no host is eligible."""
-    eligible = {c.host: c for c in eligible_targets(source_host, source_zone, candidates)}
-    load = {host: c.servers for host, c in eligible.items()}
-    targets: list[str] = []
-    for _ in range(count):
-        if not load:
-            break
-        host = min(load, key=lambda h: (load[h], h))
-        load[host] += 1
-        targets.append(host)
-    return targets
+def plan_targets(count: int, source_host: str, source_zone: str | None, candidates: Iterable[ComputeHost]) -> list[str]:
+    """Targets for `count` servers leaving `source_host` (TargetLoads.place)."""
+    return TargetLoads(candidates).place(count, source_host, source_zone)
 
 
 # -- storms -------------------------------------------------------------------------------
@@ -379,7 +415,7 @@ def plan_evacuations(
     warned: Collection[Situation] = frozenset(),
 ) -> EvacuationPlan:
     """One pass of automatic evacuation: HA servers on forced-down hosts, host by host (by name),
-    each spread over the eligible targets (plan_targets, counting this pass's placements), while
+    each spread over the eligible targets (TargetLoads, counting this pass's placements), while
     fewer than `concurrency` evacuations are in flight, and none from a scope in a storm.
 
     Warns about an HA server Nova would not evacuate (its state), a storm, a host whose servers
@@ -387,31 +423,33 @@ def plan_evacuations(
     by_host = {h.host: h for h in hosts}
     waiting, warnings = _waiting_by_host(servers, by_host)
     zone_scoped = storm_scope == STORM_SCOPE_ZONE
+    populations: defaultdict[str, list[bool]] = defaultdict(list)  # scope -> whether each of its hosts is up
+    for h in hosts:
+        populations[ALL_ZONES].append(h.up)
+        if zone_scoped and h.zone != ALL_ZONES:
+            populations[h.zone].append(h.up)
+    storms = {scope: storm(population, storm_threshold) for scope, population in populations.items()}
     storming: set[str] = set()
     budget = concurrency - sum(s.in_flight for s in servers)
-    placed: Counter[str] = Counter()  # servers sent to each host in this pass
+    loads = TargetLoads(hosts)  # counts this pass's placements
     moves: list[Move] = []
     for host in sorted(waiting):
         source, count = by_host[host], len(waiting[host])
         scope = source.zone if zone_scoped else ALL_ZONES
-        population = [h.up for h in hosts if scope == ALL_ZONES or h.zone == scope]
-        if storm(population, storm_threshold):
+        if storms[scope]:
             if scope not in storming:  # told by the first host of the scope
                 storming.add(scope)
-                message = _storm_message(scope, down_share(population), storm_threshold, count, host)
+                message = _storm_message(scope, down_share(populations[scope]), storm_threshold, count, host)
                 warnings.append(WarningEvent(("storm", scope), "EvacuationStormGuard", message, host))
             continue
-        if not eligible_targets(host, source.zone, hosts):
+        if not loads.has_target(host, source.zone):
             message = f"{count} HA servers on forced-down host {host} wait: no enabled, up host to evacuate them to"
             warnings.append(WarningEvent(("notarget", host), "EvacuationNoTarget", message, host))
             continue
         if budget <= 0:
             continue  # at the cap: a later pass, when some are done or failed
         batch = sorted(waiting[host], key=lambda s: s.key)[:budget]
-        targets = plan_targets(
-            len(batch), host, source.zone, [replace(h, servers=h.servers + placed[h.host]) for h in hosts]
-        )
-        placed.update(targets)
+        targets = loads.place(len(batch), host, source.zone)
         budget -= len(targets)
         moves += [Move(server.key, host, target) for server, target in zip(batch, targets, strict=True)]
 
