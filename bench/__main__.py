@@ -305,8 +305,8 @@ async def main(args: argparse.Namespace) -> dict:
     if "chaos" in args.only:
         results["chaos"] = await chaos.main(repetitions=2 if args.quick else chaos.REPETITIONS)
     if "notifications" in args.only:
-        scale = (200, 5, 1) if args.quick else (1000, 20, 3)
-        results["notifications"] = await notifications_delivery.main(*scale)
+        scale = notifications_delivery.QUICK if args.quick else notifications_delivery.FULL
+        results["notifications"] = await notifications_delivery.main(scale)
     if "memory" in args.only:
         results["memory"] = await memory.run((2000, 5000) if args.quick else memory.SIZES)
     return results
