@@ -12,11 +12,11 @@ import contextlib
 import logging
 import signal
 import time
-from datetime import UTC, datetime
 
 import kopf
 
 from ..kube import LEASES, ApiError, KubeClient
+from ..kubetime import utcnow
 from ..resources.computeservice import service_name
 from ..resources.lease import heartbeat_lease, renewal_patch
 from .cleanup import clean_up
@@ -28,7 +28,7 @@ logger = logging.getLogger("hoststate.agent")
 
 async def renew(client: KubeClient, namespace: str, host: str, binary: str, duration: int) -> None:
     """Renew the service's Lease, creating it when missing."""
-    now = datetime.now(UTC)
+    now = utcnow()
     name = service_name(host, binary)
     try:
         await client.patch(LEASES, name, renewal_patch(host, now, duration), namespace=namespace)

@@ -11,12 +11,11 @@ server deleted meanwhile is skipped.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from ..domain import evacuation as rules
 from ..kube import SERVERS, ApiError, KubeClient
-from ..kubetime import kube_time
+from ..kubetime import kube_time, utcnow
 from .drivers import GuestDriver
 
 logger = logging.getLogger("hoststate.agent")
@@ -54,7 +53,7 @@ async def clean_up(client: KubeClient, host: str, driver: GuestDriver) -> int:
             owed += 1
             continue
         message = f"{cleanup.message} ({detail})" if detail else cleanup.message
-        patch = rules.completed_patch(server, kube_time(datetime.now(UTC)), message)
+        patch = rules.completed_patch(server, kube_time(utcnow()), message)
         try:
             await client.patch(SERVERS, server.name, patch, namespace=server.namespace, subresource="status")
         except ApiError as error:

@@ -13,7 +13,6 @@ import secrets
 import string
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +21,7 @@ from oslo_utils import strutils
 from ...domain import evacuation as rules
 from ...domain.hoststatus import COMPUTE_BINARY, DEFAULT_ZONE
 from ...kube import SERVERS, ApiError, KubeClient
-from ...kubetime import kube_time
+from ...kubetime import kube_time, utcnow
 from ..api_version import APIVersion
 from ..cache import ClusterState, ServiceState
 from ..common import get_instance, invalid_state_message
@@ -122,7 +121,7 @@ class ServerActionController:
             id=str(uuid.uuid4()),
             source_host=source.host,
             target_host=target,
-            requested_time=kube_time(datetime.now(UTC)),
+            requested_time=kube_time(utcnow()),
             trigger=rules.TRIGGER_API,
             requested_by=ctx.user_id[:512],
             target_state="stopped" if evacuate.stop else None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ...kubetime import kube_time
+
 
 def nova_datetime(value: datetime | None) -> str | None:
     """oslo jsonutils' datetime: naive UTC with microseconds (os-services updated_at, launched_at)."""
@@ -16,4 +18,4 @@ def isotime(value: datetime | None) -> str | None:
     """nova.utils.isotime: second precision with Z (servers created/updated)."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return kube_time(value.astimezone(UTC))

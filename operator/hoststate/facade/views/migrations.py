@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...domain import evacuation as rules
-from ...kubetime import parse_kube_time
+from ...kubetime import parse_kube_time_leniently
 from ..api_version import APIVersion
 from ..links import Links
 from .formats import nova_datetime
@@ -45,7 +45,8 @@ class Migration:
         record = (server.get("status") or {}).get("evacuation") or {}
         if record.get("id") != request.id:
             record = {}  # not yet recorded by the operator
-        times = [_time(record.get(k)) for k in ("cleanedUpTime", "completedTime")]
+        times = [parse_kube_time_leniently(record.get(k)) for k in ("cleanedUpTime", "completedTime")]
+        requested = parse_kube_time_leniently(request.requested_time)
         return cls(
             uuid=request.id,
             instance_uuid=meta.get("uid", ""),
@@ -54,8 +55,8 @@ class Migration:
             source=request.source_host,
             target=request.target_host,
             status=record.get("state", rules.ACCEPTED),
-            created_at=_time(request.requested_time) or EPOCH,
-            updated_at=next((t for t in times if t is not None), _time(request.requested_time) if record else None),
+            created_at=requested or EPOCH,
+            updated_at=next((t for t in times if t is not None), requested if record else None),
         )
 
 
@@ -90,13 +91,6 @@ def migrations_list(
     if next_query is not None:
         body["migrations_links"] = [{"href": links.collection("os-migrations", **next_query), "rel": "next"}]
     return body
-
-
-def _time(value: str | None) -> datetime | None:
-    try:
-        return parse_kube_time(value) if value else None
-    except ValueError:
-        return None
 
 
 def _hex(value: str) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ....kubetime import utcnow
 from ...auth import Authenticator
 from ...context import KubeIdentity
 from ...faults import HTTPBadRequest, HTTPNotFound, HTTPUnauthorized
@@ -123,7 +124,7 @@ class TokenController:
         *,
         with_catalog: bool = True,
     ) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = utcnow()
         roles = await authenticator.roles_in(who, project_id) if project_id else ()
         catalog = views.catalog(root(request), identity_url(request), project_id) if project_id else None
         return views.token(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ....kubetime import kube_micro_time
 from .resources import DEFAULT_DOMAIN_REF
 
 REGION = "RegionOne"
@@ -14,7 +15,7 @@ INTERFACES = ("public", "internal", "admin")
 
 def keystone_time(value: datetime) -> str:
     """Keystone's token times: UTC, microseconds, Z."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return kube_micro_time(value.astimezone(UTC))
 
 
 def _service(service_type: str, name: str, url: str) -> dict[str, Any]:
