@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
 
-from oslo_utils import uuidutils
+from oslo_utils import timeutils, uuidutils
 
 from ..domain import evacuation as rules
 from .cache import ClusterState
 from .context import RequestContext
-from .faults import HTTPNotFound
+from .faults import HTTPBadRequest, HTTPNotFound
+
+T = TypeVar("T")
+
+MAX_LIMIT = 1000  # Nova's [api] max_limit default
 
 
 def get_instance(state: ClusterState, ctx: RequestContext, server_id: str) -> dict[str, Any]:
@@ -50,3 +56,56 @@ def force_up_refused_message(host: str) -> str:
         "the host. Ensure the compute service has been restarted, allowing these records to move to "
         "`completed` before retrying this request."
     )
+
+
+def limited(
+    items: list[T], id_of: Callable[[T], str], marker: str | None, limit: int | None
+) -> tuple[list[T], int | None]:
+    """Nova's paging (common.limited and the DB's marker): the items after the one whose id is `marker`
+    (unknown: a 400), at most `limit` and never more than MAX_LIMIT of them; and the limit applied
+    (None when all fitted), for next_page_query."""
+    if marker:
+        after = next((index + 1 for index, item in enumerate(items) if id_of(item) == marker), None)
+        if after is None:
+            raise HTTPBadRequest(f"Marker {marker} could not be found.")
+        items = items[after:]
+    if limit is not None:
+        limit = min(limit, MAX_LIMIT)
+    elif len(items) > MAX_LIMIT:
+        limit = MAX_LIMIT
+    return (items if limit is None else items[:limit]), limit
+
+
+def next_page_query(
+    query: Mapping[str, str], page: list[T], limit: int | None, id_of: Callable[[T], str]
+) -> dict[str, str] | None:
+    """The query of the next page's link (Nova's _get_collection_links): the same with the limit and the
+    last item as marker, when the page is full; else None (no link)."""
+    if limit is None or not page or len(page) != limit:
+        return None
+    following = {key: value for key, value in query.items() if key not in ("limit", "marker")}
+    following.update(limit=str(limit), marker=id_of(page[-1]))
+    return following
+
+
+def changes_window(options: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
+    """changes-since and changes-before, read as Nova reads them (timeutils.parse_isotime: UTC when the
+    value names no zone); an unreadable one, or a window that ends before it begins, is a 400."""
+    since, before = (_change_time(options, name) for name in ("changes-since", "changes-before"))
+    if since is not None and before is not None and since > before:
+        raise HTTPBadRequest("The value of changes-since must be less than or equal to changes-before.")
+    return since, before
+
+
+def _change_time(options: Mapping[str, str], name: str) -> datetime | None:
+    if name not in options:
+        return None
+    try:
+        return timeutils.parse_isotime(options[name])
+    except ValueError:
+        raise HTTPBadRequest(f"Invalid filter field: {name}.") from None
+
+
+def changed_within(changed: datetime | None, since: datetime | None, before: datetime | None) -> bool:
+    """Whether a last change at `changed` is in the window (no time: in none, as a NULL in Nova's query)."""
+    return changed is not None and (since is None or changed >= since) and (before is None or changed <= before)

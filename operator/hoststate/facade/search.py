@@ -26,9 +26,10 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from oslo_utils import strutils, timeutils
+from oslo_utils import strutils
 
 from .api_version import APIVersion
+from .common import changed_within, changes_window
 from .faults import HTTPBadRequest, HTTPForbidden
 from .schemas import servers as schemas
 from .validation import compile_pattern
@@ -193,13 +194,6 @@ def _bool_option(value: str, *, strict: bool) -> bool:
         raise HTTPBadRequest(f"Invalid input received: {error}") from None
 
 
-def _time_option(name: str, value: str) -> datetime:
-    try:
-        return timeutils.parse_isotime(value)
-    except ValueError:
-        raise HTTPBadRequest(f"Invalid filter field: {name}.") from None
-
-
 @dataclass(frozen=True)
 class ServerSearch:
     """A parsed search: hashable, so it is part of the response cache's key."""
@@ -244,10 +238,8 @@ class ServerSearch:
             tests.append(lambda s: column["vm_state"](s) in self.vm_states)
         if self.task_states is not None:
             tests.append(lambda s: column["task_state"](s) in self.task_states)
-        if self.changes_since is not None:
-            tests.append(lambda s: (t := views.last_update(s)) is not None and t >= self.changes_since)
-        if self.changes_before is not None:
-            tests.append(lambda s: (t := views.last_update(s)) is not None and t <= self.changes_before)
+        if self.changes_since is not None or self.changes_before is not None:
+            tests.append(lambda s: changed_within(views.last_update(s), self.changes_since, self.changes_before))
         if self.locked is not None:
             tests.append(lambda s: column["locked"](s) == self.locked)
         if self.ip is not None or self.ip6 is not None:
@@ -318,7 +310,7 @@ def parse(
     query = _known_to_schema(query, version)
     options = _search_options(query, version, allow_all_filters=allow_all_filters)
     vm_states, task_states, no_status_matches = _status_filter(query, version)
-    changes_since, changes_before = _change_times(options)
+    changes_since, changes_before = changes_window(options)
     all_tenants = _all_tenants(options, project_id)
     locked = _bool_option(options["locked"], strict=True) if "locked" in options else None
     exact, regex = _column_filters(options, all_tenants=all_tenants, vm_states=vm_states, task_states=task_states)
@@ -381,14 +373,6 @@ def _status_filter(
         raise HTTPBadRequest("Invalid status value")
     # A status whose task state is any ('default') filters on the VM state only.
     return tuple(vm_states), None if "default" in task_states else tuple(task_states), no_match
-
-
-def _change_times(options: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
-    since = _time_option("changes-since", options["changes-since"]) if "changes-since" in options else None
-    before = _time_option("changes-before", options["changes-before"]) if "changes-before" in options else None
-    if since is not None and before is not None and since > before:
-        raise HTTPBadRequest("The value of changes-since must be less than or equal to changes-before.")
-    return since, before
 
 
 def _all_tenants(options: Mapping[str, str], project_id: str | None) -> bool:

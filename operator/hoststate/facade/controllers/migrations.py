@@ -10,13 +10,10 @@ changes-since, from 2.66 changes-before, from 2.80 user_id and project_id. Sorte
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
-from oslo_utils import timeutils
 
 from ..cache import ClusterState
-from ..faults import HTTPBadRequest
+from ..common import changed_within, changes_window, limited, next_page_query
 from ..policies import migrations as policies
 from ..policy import PolicyEngine
 from ..schemas import migrations as schemas
@@ -24,7 +21,6 @@ from ..validation import validate_query
 from ..views import migrations as views
 from ..wsgi import context, json_response, links, query_lists, version
 
-MAX_LIMIT = 1000  # Nova's [api] max_limit default
 EXACT_FILTERS = {  # query parameter -> the Migration attribute it must equal
     "source_compute": "source",
     "instance_uuid": "instance_uuid",
@@ -58,10 +54,9 @@ class MigrationController:
         migrations.sort(key=lambda m: (m.created_at, m.id), reverse=True)
         next_query = None
         if requested.at_least("2.59"):
-            migrations, limit = _page(migrations, opts)
-            if limit is not None and migrations and len(migrations) == limit:
-                next_query = {k: v for k, v in opts.items() if k not in ("limit", "marker")}
-                next_query.update(limit=str(limit), marker=migrations[-1].uuid)
+            limit = int(opts["limit"]) if "limit" in opts else None
+            migrations, limit = limited(migrations, _uuid, opts.get("marker"), limit)
+            next_query = next_page_query(opts, migrations, limit, _uuid)
         body = views.migrations_list(migrations, requested, links(request), add_host=add_host, next_query=next_query)
         return json_response(body)
 
@@ -78,28 +73,12 @@ def _filter(
     for key, attribute in EXACT_FILTERS.items():
         if key in opts:
             migrations = [m for m in migrations if getattr(m, attribute) == opts[key]]
-    since = _time(opts.get("changes-since")) if since_allowed else None
-    before = _time(opts.get("changes-before")) if before_allowed else None
-    if since and before and before < since:
-        raise HTTPBadRequest("The value of changes-since must be less than or equal to changes-before.")
-    if since:
-        migrations = [m for m in migrations if m.updated_at is not None and m.updated_at >= since]
-    if before:
-        migrations = [m for m in migrations if m.updated_at is not None and m.updated_at <= before]
+    window = {"changes-since": since_allowed, "changes-before": before_allowed}
+    since, before = changes_window({key: opts[key] for key, allowed in window.items() if allowed and key in opts})
+    if since is not None or before is not None:
+        migrations = [m for m in migrations if changed_within(m.updated_at, since, before)]
     return migrations
 
 
-def _page(migrations: list[views.Migration], opts: dict[str, str]) -> tuple[list[views.Migration], int | None]:
-    if marker := opts.get("marker"):
-        uuids = [m.uuid for m in migrations]
-        if marker not in uuids:
-            raise HTTPBadRequest(f"Marker {marker} could not be found.")
-        migrations = migrations[uuids.index(marker) + 1 :]
-    limit = min(int(opts["limit"]), MAX_LIMIT) if "limit" in opts else None
-    if limit is None and len(migrations) > MAX_LIMIT:
-        limit = MAX_LIMIT
-    return (migrations[:limit] if limit is not None else migrations), limit
-
-
-def _time(value: str | None) -> datetime | None:
-    return timeutils.parse_isotime(value) if value else None  # aware: UTC when the value names no zone
+def _uuid(migration: views.Migration) -> str:
+    return migration.uuid

@@ -15,9 +15,8 @@ from ...domain import HostStatus
 from .. import search
 from ..api_version import APIVersion
 from ..cache import ClusterState
-from ..common import get_instance
+from ..common import get_instance, limited, next_page_query
 from ..context import RequestContext
-from ..faults import HTTPBadRequest
 from ..policies import servers as policies
 from ..policies.extended_server_attributes import EXTENDED_SERVER_ATTRIBUTES
 from ..policy import PolicyEngine
@@ -25,8 +24,6 @@ from ..schemas import servers as schemas
 from ..validation import validate_query
 from ..views import servers as views
 from ..wsgi import context, links, query_lists, version
-
-MAX_LIMIT = 1000  # Nova's [api] max_limit default
 
 
 class ServerController:
@@ -120,7 +117,7 @@ class ServerController:
             return web.Response(body=cached, content_type="application/json")
         async with self.searching[ctx.project_id or ctx.user_id]:
             found = await criteria.apply(self._candidates(criteria), self.state.zone_of_host)
-            servers, limit = _paginate(found, criteria)
+            servers, limit = limited(found, views.server_id, criteria.marker, criteria.limit)
             statuses: dict[str, HostStatus] = {}
             encoded = await self._render_list(request, query, servers, limit, visibility, statuses)
         self.responses.put(cache_key, statuses, encoded)
@@ -169,9 +166,8 @@ class ServerController:
             bodies = await search.cooperatively(servers, lambda s: json.dumps(views.summary(s, link_builder)))
         items = ", ".join(bodies)
         text = f'{{"servers": [{items}]'
-        if limit is not None and servers and len(servers) == limit:
-            next_query = {k: v[-1] for k, v in query.items() if k not in ("limit", "marker")}
-            next_query.update(limit=str(limit), marker=views.server_id(servers[-1]))
+        next_query = next_page_query({k: v[-1] for k, v in query.items()}, servers, limit, views.server_id)
+        if next_query is not None:
             collection = "servers" if visibility is None else "servers/detail"
             next_link = [{"href": link_builder.collection(collection, **next_query), "rel": "next"}]
             text += f', "servers_links": {json.dumps(next_link)}'
@@ -203,19 +199,3 @@ class ResponseCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
-
-
-def _paginate(servers: list[dict[str, Any]], criteria: search.ServerSearch) -> tuple[list[dict[str, Any]], int | None]:
-    if criteria.marker:
-        ids = [views.server_id(s) for s in servers]
-        if criteria.marker not in ids:
-            raise HTTPBadRequest(f"Marker {criteria.marker} could not be found.")
-        servers = servers[ids.index(criteria.marker) + 1 :]
-    limit = None
-    if criteria.limit is not None:
-        limit = min(criteria.limit, MAX_LIMIT)
-        servers = servers[:limit]
-    elif len(servers) > MAX_LIMIT:
-        limit = MAX_LIMIT
-        servers = servers[:limit]
-    return servers, limit
