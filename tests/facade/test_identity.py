@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hoststate.facade.identity.controllers.tokens import audit_id, bearer_token_expiry
+from hoststate.facade.wsgi import MAX_REQUEST_BODY_SIZE
 from tests.support.facade import RunningFacade, http
 
 from .conftest import Users, World
@@ -140,6 +141,11 @@ def test_refusals_are_keystones(facade: RunningFacade, users: Users) -> None:
         keystone_error(answer, 400, "Bad Request")
     raw = http(f"{facade.url}/identity/v3/auth/tokens", "POST", raw=b"{", headers={"Content-Type": "application/json"})
     assert keystone_error(raw, 400, "Bad Request") == "Malformed request body"
+    # The compute API's body reader, with Keystone's media type rule and body.
+    xml = http(f"{facade.url}/identity/v3/auth/tokens", "POST", raw=b"<auth/>", headers={"Content-Type": "text/xml"})
+    assert keystone_error(xml, 400, "Bad Request") == "Request must have a JSON body (Content-Type application/json)"
+    huge = json.dumps({"auth": "a" * MAX_REQUEST_BODY_SIZE}).encode()
+    keystone_error(http(f"{facade.url}/identity/v3/auth/tokens", "POST", raw=huge), 413, "Request Entity Too Large")
 
 
 def test_validation(facade: RunningFacade, users: Users) -> None:

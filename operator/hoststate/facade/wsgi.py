@@ -137,24 +137,35 @@ def as_fault(error: Exception, request: web.Request, unexpected: str) -> NovaErr
     return HTTPInternalServerError(unexpected)
 
 
-async def _read_body(request: web.Request) -> Any:
-    """Nova's get_content_type and _get_request_content: JSON is assumed when no type is given."""
-    content_type = request.headers.get("Content-Type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type and media_type != "text/plain" and media_type not in SUPPORTED_CONTENT_TYPES:
-        raise HTTPUnsupportedMediaType("Unsupported Content-Type")
-    if request.method not in ("POST", "PUT"):
-        return None
+def media_type(request: web.Request) -> str:
+    """The request's Content-Type without its parameters, lower case; "" when none is given."""
+    return request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_json(request: web.Request, check_media_type: Callable[[str], None] | None = None) -> Any:
+    """The body as JSON, UTF-8 only (Nova's jsonutils.loads, Keystone's json_body); None when empty. Over
+    the app's client_max_size (MAX_REQUEST_BODY_SIZE) a 413, not JSON a 400: the same faults on both APIs,
+    each rendering them its way. `check_media_type` sees a non-empty body's media type first, to refuse it."""
     try:
         raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:  # over the app's client_max_size, MAX_REQUEST_BODY_SIZE
+    except web.HTTPRequestEntityTooLarge:
         raise HTTPRequestEntityTooLarge() from None
     if not raw:
         return None
+    if check_media_type is not None:
+        check_media_type(media_type(request))
     try:
-        return json.loads(raw.decode("utf-8"))  # UTF-8 only, as Nova's jsonutils.loads
+        return json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: nested too deep
         raise HTTPBadRequest("Malformed request body") from None
+
+
+async def _read_body(request: web.Request) -> Any:
+    """Nova's get_content_type and _get_request_content: JSON is assumed when no type is given."""
+    given = media_type(request)
+    if given and given != "text/plain" and given not in SUPPORTED_CONTENT_TYPES:
+        raise HTTPUnsupportedMediaType("Unsupported Content-Type")
+    return await read_json(request) if request.method in ("POST", "PUT") else None
 
 
 def check_request_line_and_headers(request: web.Request) -> None:

@@ -1,10 +1,9 @@
 """What Keystone's WSGI stack does around the identity API's handlers, for aiohttp: the caller's
-X-Auth-Token reviewed (TokenReview) except on the public routes, JSON bodies read, Keystone's
-error bodies and its WWW-Authenticate header on 401s."""
+X-Auth-Token reviewed (TokenReview) except on the public routes, JSON bodies read (by the compute API's
+reader, into its BODY), Keystone's error bodies and its WWW-Authenticate header on 401s."""
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
@@ -12,13 +11,17 @@ from typing import Any
 from aiohttp import web
 
 from ..context import KubeIdentity
-from ..faults import (
-    HTTPBadRequest,
-    HTTPRequestEntityTooLarge,
-    NovaError,
-    keystone_body,
+from ..faults import HTTPBadRequest, NovaError, keystone_body
+from ..wsgi import (
+    AUTHENTICATOR,
+    BODY,
+    Handler,
+    as_fault,
+    check_request_line_and_headers,
+    json_response,
+    links,
+    read_json,
 )
-from ..wsgi import AUTHENTICATOR, Handler, as_fault, check_request_line_and_headers, json_response, links
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,6 @@ PUBLIC_ROUTES = {
     "identity_issue_token",
 }
 IDENTITY = web.RequestKey("identity", KubeIdentity)
-BODY = web.RequestKey("identity_body", object)
 
 
 def serves(path: str) -> bool:
@@ -44,10 +46,6 @@ def identity(request: web.Request) -> KubeIdentity:
     return request[IDENTITY]
 
 
-def body(request: web.Request) -> Any:
-    return request.get(BODY)
-
-
 def root(request: web.Request) -> str:
     """The root clients reach the facade at (--public-url, else the request's own)."""
     return links(request).root
@@ -57,23 +55,14 @@ def identity_url(request: web.Request) -> str:
     return f"{root(request)}{PREFIX}"
 
 
-async def _read_json(request: web.Request) -> Any:
-    """Keystone's json_body: a POST's body is JSON (when a type is given, application/json)."""
-    if request.method != "POST":
-        return None
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:  # over the app's client_max_size
-        raise HTTPRequestEntityTooLarge() from None
-    if not raw:
-        return None
-    media_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+def _json_only(media_type: str) -> None:
     if media_type not in ("", "application/json"):
         raise HTTPBadRequest("Request must have a JSON body (Content-Type application/json)")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
-        raise HTTPBadRequest("Malformed request body") from None
+
+
+async def _read_json(request: web.Request) -> Any:
+    """Keystone's json_body: a POST's body is JSON (when a type is given, application/json)."""
+    return await read_json(request, _json_only) if request.method == "POST" else None
 
 
 @web.middleware

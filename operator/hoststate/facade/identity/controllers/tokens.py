@@ -20,11 +20,11 @@ from ...auth import Authenticator
 from ...context import KubeIdentity
 from ...faults import HTTPBadRequest, HTTPNotFound, HTTPUnauthorized
 from ...validation import validate_body
-from ...wsgi import AUTHENTICATOR, json_response
+from ...wsgi import AUTHENTICATOR, body, json_response
 from ..schemas import tokens as schemas
 from ..views import tokens as views
 from ..views.resources import DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME
-from ..wsgi import body, identity_url, root
+from ..wsgi import identity_url, root
 
 # Keystone's [token] expiration default, for bearer tokens that do not say when they expire (static
 # tokens); clients authenticate again after it, with the same bearer token.
