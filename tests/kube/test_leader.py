@@ -100,7 +100,7 @@ async def test_a_leader_that_cannot_renew_stops_writing_before_a_standby_can_tak
     a, b = candidate(kube, clock, "a"), candidate(kube, clock, "b")
     assert await a.try_acquire_or_renew()
     assert not await b.try_acquire_or_renew()
-    kube.fail(500, method="GET", path=LEASES.path(NAMESPACE, NAME), times=-1)
+    kube.fail(500, path=LEASES.path(NAMESPACE, NAME), times=-1)
     stopped_at = took_over_at = None
     for _ in range(40):  # every retry period, both try
         clock.now += TIMING.retry_period
@@ -113,7 +113,7 @@ async def test_a_leader_that_cannot_renew_stops_writing_before_a_standby_can_tak
             if await b.try_acquire_or_renew():
                 took_over_at = clock.now
                 break
-            kube.fail(500, method="GET", path=LEASES.path(NAMESPACE, NAME), times=-1)
+            kube.fail(500, path=LEASES.path(NAMESPACE, NAME), times=-1)
         assert not (a.is_leader() and b.is_leader())
     assert stopped_at is not None and took_over_at is not None
     assert stopped_at <= 100.0 + TIMING.renew_deadline < 100.0 + TIMING.lease_duration <= took_over_at
@@ -155,6 +155,53 @@ async def test_a_write_conflict_loses(kube: FakeKube) -> None:
     assert not b.is_leader() and spec(kube)["holderIdentity"] == "a"
     patch = kube.requests("PATCH")[-1]
     assert patch.body["metadata"]["resourceVersion"]  # the write is conditioned on what was read
+
+
+async def test_the_leader_renews_with_one_conditional_write(kube: FakeKube) -> None:
+    """client-go's fast path: no read before the renewal, the write conditioned on the version it wrote last."""
+    clock = Clock()
+    a = candidate(kube, clock, "a")
+    assert await a.try_acquire_or_renew()
+    written = kube.object(LEASES, NAME, NAMESPACE)["metadata"]["resourceVersion"]  # type: ignore[index]
+    reads = len(kube.requests("GET"))
+    clock.now += TIMING.retry_period
+    assert await a.try_acquire_or_renew()
+    assert len(kube.requests("GET")) == reads
+    assert kube.requests("PATCH")[-1].body["metadata"]["resourceVersion"] == written
+    assert a.valid_until == clock.now + TIMING.renew_deadline
+
+
+async def test_a_renewal_refused_reads_the_lease_and_renews_if_still_ours(kube: FakeKube) -> None:
+    clock = Clock()
+    a = candidate(kube, clock, "a")
+    assert await a.try_acquire_or_renew()
+    kube.fail(500, method="PATCH", path=LEASES.path(NAMESPACE, NAME))
+    reads = len(kube.requests("GET"))
+    clock.now += TIMING.retry_period
+    assert await a.try_acquire_or_renew()  # the fast path failed; read, still ours: renewed
+    assert len(kube.requests("GET")) == reads + 1 and spec(kube)["holderIdentity"] == "a"
+
+
+async def test_a_leader_that_regains_its_own_lease_resumes(kube: FakeKube) -> None:
+    """Renewals missed past the deadline, then the Lease renewed before anyone took it: the same
+    leadership resumed (nobody else wrote meanwhile), not a takeover."""
+    clock = Clock()
+    a, b = candidate(kube, clock, "a"), candidate(kube, clock, "b")
+    assert await a.try_acquire_or_renew()
+    a._announce()
+    assert not await b.try_acquire_or_renew()
+    assert not a.resumed and a.previous_holder == ""
+    clock.now += TIMING.renew_deadline  # the renewals timed out
+    a._announce()
+    assert not a.leading
+    assert await a.try_acquire_or_renew()  # before b may take it
+    a._announce()
+    assert a.leading and a.resumed and a.previous_holder == ""
+    assert spec(kube)["leaseTransitions"] == 0
+    assert not await b.try_acquire_or_renew()  # sees the renewal: a lease duration from now
+    clock.now += TIMING.lease_duration + 0.1  # a gone; b takes over: a takeover, not a resumption
+    assert await b.try_acquire_or_renew()
+    assert not b.resumed and b.previous_holder == "a"
 
 
 async def test_renewal_keeps_acquire_time_and_transitions(kube: FakeKube) -> None:
@@ -232,7 +279,7 @@ async def test_callbacks_run_in_order_as_leadership_comes_and_goes(kube: FakeKub
     campaign = elector.start()  # on a thread of its own; the callbacks run here
     while seen != ["started"]:
         await asyncio.sleep(0.01)
-    kube.fail(500, method="GET", times=-1)  # renewals fail: it stops leading at its deadline
+    kube.fail(500, times=-1)  # renewals fail: it stops leading at its deadline
     while seen != ["started", "stopped"]:
         await asyncio.sleep(0.01)
     kube.clear_failures()

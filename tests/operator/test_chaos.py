@@ -2,7 +2,9 @@
 plane, one fault each: SIGKILL of the leader 0.25 s after a force-down, SIGKILL of kube-apiserver or of
 etcd in the middle of the fan-out (each restarted as it was), the standby and then the leader killed
 and one replica started again. After each, every Server read from the API server shows the right
-hostStatus, and the operator still follows the next change.
+hostStatus, the tenant's webhook (subscribed to DOWN and UP, on 127.0.0.1) got every server's event of
+the final host transition (duplicates allowed: they carry the same id, and no event carries an id of a
+transition that was not recorded), and the operator still follows the next change, with its events.
 
 The control plane is this module's own (a DevCluster): a test that kills a part of it cannot break the
 suite's, and whatever a test killed is restarted after it, failed or not. No timing is asserted beyond
@@ -10,6 +12,8 @@ generous bounds; bench/chaos.py measures the convergence."""
 
 from __future__ import annotations
 
+import base64
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +28,9 @@ from kubernetes import watch as k8s_watch
 from hoststate import API_GROUP, API_VERSION
 from hoststate.devcluster import DevCluster
 from hoststate.devcluster.processes import HoststateProcess, answers_ok, wait_for
+from hoststate.devcluster.receiver import WebhookReceiver
 from hoststate.devcluster.stack import Kubectl, install_crds
+from hoststate.domain import server_event_id
 from tests.kubeobjects import compute_service, server
 from tests.support.processes import LEASE_NAMESPACE, REPORT_INTERVAL, Operator
 
@@ -33,6 +39,7 @@ pytestmark = pytest.mark.cluster  # its own control plane, not the `cluster` fix
 G, V = API_GROUP, API_VERSION
 SERVER_COUNT = 200
 CONVERGENCE_BOUND = 120  # seconds; a loaded 2-core machine, a restarted API server, a takeover
+SIGNING_KEY = "webhook-key"
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +67,18 @@ class Fleet:
             "metadata"
         ]["name"]
         self.names = [f"vm-{i:03d}" for i in range(SERVER_COUNT)]
-        for name in self.names:
-            self.custom.create_namespaced_custom_object(G, V, self.namespace, "servers", server(name, host=host))
+        self.uids = {
+            self.custom.create_namespaced_custom_object(G, V, self.namespace, "servers", server(name, host=host))[
+                "metadata"
+            ]["uid"]
+            for name in self.names
+        }
+        key = base64.b64encode(secrets.token_bytes(32)).decode()
+        k8s.CoreV1Api(self.api).create_namespaced_secret(
+            self.namespace, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=SIGNING_KEY), data={"key": key})
+        )
+        self.receiver = WebhookReceiver().start()
+        self.recorded: set[str] = set()  # ids of the host transitions recorded before the last force-down
         self.agent = HoststateProcess(
             ["agent", f"--report-interval={REPORT_INTERVAL}", f"--lease-namespace={LEASE_NAMESPACE}", f"--host={host}"],
             cluster.kubeconfig,
@@ -84,9 +101,59 @@ class Fleet:
         (standby,) = (r for r in running if r is not leaders[0])
         return leaders[0], standby
 
+    # -- the tenant's webhook ------------------------------------------------------------------
+    def subscribe(self) -> None:
+        """Subscribe the receiver to the host's DOWN and UP transitions (one event per server), once Ready."""
+        body = {
+            "apiVersion": f"{G}/{V}",
+            "kind": "HostStatusSubscription",
+            "metadata": {"name": "chaos"},
+            "spec": {
+                "url": self.receiver.url,
+                "signingKeySecretRef": {"name": SIGNING_KEY},
+                "hostStatuses": ["DOWN", "UP"],
+            },
+        }
+        self.custom.create_namespaced_custom_object(G, V, self.namespace, "hoststatussubscriptions", body)
+
+        def ready() -> bool:
+            got = self.custom.get_namespaced_custom_object(G, V, self.namespace, "hoststatussubscriptions", "chaos")
+            conditions = (got.get("status") or {}).get("conditions") or []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+        wait_for(ready, timeout=30, what="the subscription Ready")
+
+    def transitions(self) -> list[dict]:
+        """The host transitions recorded in the ComputeService's status, oldest first."""
+        status = self.custom.get_cluster_custom_object(G, V, "computeservices", self.service).get("status") or {}
+        return status.get("recentTransitions") or []
+
+    def notified(self, expected: str) -> None:
+        """Every server got its event of the host's last transition, recorded since the last force-down,
+        to `expected` (waited for); each event to `expected` since then carries the id of a recorded
+        transition of its server (a duplicate, sent again after a fault, has the same id)."""
+        new = [t for t in self.transitions() if t["id"] not in self.recorded]
+        assert new and new[-1]["newHostStatus"] == expected, new
+        final = {server_event_id(new[-1]["id"], uid, expected) for uid in self.uids}
+
+        def missing() -> set[str]:
+            return final - {r.event["id"] for r in self.receiver.with_status(expected)}
+
+        wait_for(
+            lambda: not missing(), timeout=CONVERGENCE_BOUND, interval=0.2, what=f"every server's {expected} event"
+        )
+        allowed = {t["id"] for t in new if t["newHostStatus"] == expected}
+        for received in self.receiver.with_status(expected):
+            uid = received.data["server_id"]
+            assert uid in self.uids
+            assert received.event["id"] in {server_event_id(t, uid, expected) for t in allowed}, received.data
+
     # -- the fleet, read from the API server ---------------------------------------------------
     def force_down(self, down: bool) -> str:
-        """Force the host down (or back up); the resourceVersion of the Servers' list just before."""
+        """Force the host down (or back up); the resourceVersion of the Servers' list just before. What
+        the webhook got so far is forgotten."""
+        self.recorded = {t["id"] for t in self.transitions()}
+        self.receiver.clear()
         version = self.custom.list_namespaced_custom_object(G, V, self.namespace, "servers", limit=1)["metadata"][
             "resourceVersion"
         ]
@@ -133,6 +200,7 @@ class Fleet:
         for replica in self.replicas:
             replica.stop()
         self.agent.stop()
+        self.receiver.stop()
         self.api.close()
 
 
@@ -152,6 +220,7 @@ def fleet(private_cluster: DevCluster) -> Iterator[Fleet]:
         made.start_replica()
         made.leader_and_standby()
         made.converge("UP")
+        made.subscribe()
         yield made
     finally:
         made.stop()
@@ -165,9 +234,11 @@ def test_leader_killed_after_a_force_down(fleet: Fleet) -> None:
     assert leader.process is not None
     leader.process.kill()
     fleet.converge("DOWN")
+    fleet.notified("DOWN")
     assert standby.leading
     fleet.force_down(False)
     fleet.converge("UP")
+    fleet.notified("UP")
 
 
 @pytest.mark.parametrize("part", ["kube-apiserver", "etcd"])
@@ -177,8 +248,10 @@ def test_control_plane_killed_mid_fan_out(fleet: Fleet, private_cluster: DevClus
     private_cluster.kill(part)
     private_cluster.restart(part)
     fleet.converge("DOWN")
+    fleet.notified("DOWN")
     fleet.force_down(False)  # the watches came back: the next change is followed too
     fleet.converge("UP")
+    fleet.notified("UP")
 
 
 def test_standby_then_leader_killed_then_one_started(fleet: Fleet) -> None:
@@ -189,5 +262,7 @@ def test_standby_then_leader_killed_then_one_started(fleet: Fleet) -> None:
     fleet.force_down(True)  # nobody runs: nothing changes until a replica starts
     fleet.start_replica()
     fleet.converge("DOWN")
+    fleet.notified("DOWN")
     fleet.force_down(False)
     fleet.converge("UP")
+    fleet.notified("UP")

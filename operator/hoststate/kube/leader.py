@@ -5,7 +5,10 @@ The algorithm is client-go's (tools/leaderelection): every `retry_period` each c
 Lease; a holder other than us is respected while the record we observed last changed less than its
 `leaseDurationSeconds` ago (measured on our monotonic clock from when *we* saw it change, so the
 clocks of the replicas need not agree); otherwise we take it with an update conditioned on the
-resourceVersion we read (two candidates cannot both win). The leader renews every `retry_period`.
+resourceVersion we read (two candidates cannot both win). The leader renews every `retry_period`,
+with client-go's fast path: one write conditioned on the version it wrote last, without reading
+first (one request, not two, in the renew deadline of a loaded API server); when that write fails
+(409: someone else wrote), it reads and decides as a candidate would.
 
 No two writers: the leader's writes are allowed until `renew_deadline` after the start of its last
 successful renewal (`valid_until`, monotonic). That start precedes the renewal reaching the API
@@ -129,10 +132,14 @@ class LeaderElector:
         self.leading = False  # as last announced to the callbacks
         self.transitions = 0  # times this process became leader
         self.previous_holder = ""  # whom we took the Lease from last ("" when it was free or ours)
+        # This leadership continues our last one: the Lease was still ours when we acquired it, so
+        # nobody else held it (and wrote) since; only our own writes were refused meanwhile.
+        self.resumed = False
         self.lease_uid = ""
         self._observed: tuple[Any, ...] | None = None  # (holder, renewTime, resourceVersion) as last seen
         self._observed_at = 0.0  # monotonic: when it last changed, as seen by us
         self._observed_version = ""  # its resourceVersion
+        self._observed_spec: Mapping[str, Any] = {}  # its spec
         self._problem = ""  # the last failed attempt's problem, logged once
         self._resigned = False  # stopping: renewals no longer count as leadership
         self._release_on_stop = False
@@ -188,13 +195,15 @@ class LeaderElector:
         self._problem = problem
 
     async def _attempt(self) -> bool:
+        if self.is_leader() and self.holder == self.identity and await self._renew_as_observed():
+            return True
         try:
             lease = await self.client.get(LEASES, self.name, self.namespace)
         except ApiError as error:
             if error.status != 404:
                 raise
             created = await self.client.create(LEASES, self._new_lease(transitions=0), self.namespace)
-            self.previous_holder = ""
+            self.previous_holder, self.resumed = "", False
             self._observe(created, self.clock())
             return True
         # Observed when the answer is in, not when asked: the holder's renewal may have landed
@@ -208,14 +217,30 @@ class LeaderElector:
             return False  # held by another, renewed within its duration as far as we have seen
         transitions = int(spec.get("leaseTransitions") or 0)
         ours = holder == self.identity
-        if not ours:
-            self.previous_holder = holder
+        if not self.leading:  # acquiring, not renewing: from whom
+            self.previous_holder, self.resumed = ("", True) if ours else (holder, False)
         patch = self._new_lease(
             transitions=transitions if ours else transitions + 1,
             acquired=spec.get("acquireTime") if ours else None,
         )
         patch["metadata"] = {"resourceVersion": lease["metadata"]["resourceVersion"]}  # a precondition: 409 if changed
         updated = await self.client.patch(LEASES, self.name, patch, self.namespace)
+        self._observe(updated, self.clock())
+        return True
+
+    async def _renew_as_observed(self) -> bool:
+        """client-go's fast path for the leader: renew the record we wrote last, conditioned on its
+        version (409 if anyone wrote since). False when the write failed: read and decide instead."""
+        patch = self._new_lease(
+            transitions=int(self._observed_spec.get("leaseTransitions") or 0),
+            acquired=self._observed_spec.get("acquireTime"),
+        )
+        patch["metadata"] = {"resourceVersion": self._observed_version}
+        try:
+            updated = await self.client.patch(LEASES, self.name, patch, self.namespace)
+        except ApiError as error:
+            logger.debug("renewing the leader Lease as observed failed (%s): reading it", error)
+            return False
         self._observe(updated, self.clock())
         return True
 
@@ -241,6 +266,7 @@ class LeaderElector:
         if record != self._observed:
             self._observed, self._observed_at = record, now
         self._observed_version = metadata.get("resourceVersion", "")
+        self._observed_spec = spec
         self.lease_uid = metadata.get("uid", "")
 
     # -- running ---------------------------------------------------------------------------
