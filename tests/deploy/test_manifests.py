@@ -56,6 +56,7 @@ def test_base_renders_every_part(rendered: list[dict[str, Any]]) -> None:
             "NetworkPolicy",
             "Lease",
             "PodDisruptionBudget",
+            "FlowSchema",
         ]
     )
     assert {o["metadata"]["name"] for o in rendered if o["kind"] == "ServiceAccount"} == {
