@@ -426,7 +426,7 @@ def plan_evacuations(
     populations: defaultdict[str, list[bool]] = defaultdict(list)  # scope -> whether each of its hosts is up
     for h in hosts:
         populations[ALL_ZONES].append(h.up)
-        if zone_scoped and h.zone != ALL_ZONES:
+        if zone_scoped and h.zone != ALL_ZONES:  # a zone named "all" is counted as all hosts (as before)
             populations[h.zone].append(h.up)
     storms = {scope: storm(population, storm_threshold) for scope, population in populations.items()}
     storming: set[str] = set()
