@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -103,16 +104,56 @@ def agent_kubeconfigs(kubectl: Kubectl, hosts: list[tuple[str, str]]) -> dict[st
     path = RUN_DIR / "agents.yaml"
     path.write_text(yaml.safe_dump_all(objects))
     kubectl("apply", "--server-side", "-f", str(path))
+    return {host: token_kubeconfig(kubectl, account, RUN_DIR) for host, account in accounts.items()}
+
+
+def token_kubeconfig(kubectl: Kubectl, account: str, directory: Path) -> Path:
+    """A kubeconfig of the current cluster with a token of the ServiceAccount `account` of the lease
+    namespace (which is the install namespace): `directory`/<account>.kubeconfig."""
     cluster = yaml.safe_load(kubectl("config", "view", "--raw", "--minify", "--flatten", capture=True).stdout)
-    kubeconfigs = {}
-    for host, account in accounts.items():
-        token = kubectl("create", "token", account, "-n", LEASE_NAMESPACE, f"--duration={AGENT_DURATION}", capture=True)
-        config = {**cluster, "users": [{"name": account, "user": {"token": token.stdout.strip()}}]}
-        config["contexts"][0]["context"]["user"] = account
-        kubeconfigs[host] = RUN_DIR / f"{account}.kubeconfig"
-        kubeconfigs[host].write_text(yaml.safe_dump(config))
-        kubeconfigs[host].chmod(0o600)
-    return kubeconfigs
+    token = kubectl("create", "token", account, "-n", LEASE_NAMESPACE, f"--duration={AGENT_DURATION}", capture=True)
+    config = {**cluster, "users": [{"name": account, "user": {"token": token.stdout.strip()}}]}
+    config["contexts"][0]["context"]["user"] = account
+    path = directory / f"{account}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+OPERATOR_ACCOUNT = "hoststate-operator"
+# What the operator's identity needs from the manifests: its ServiceAccount and RBAC, the election
+# Lease (it may not create it), and the FlowSchemas that keep its election ahead of its fan-out.
+OPERATOR_MANIFESTS = ("serviceaccounts.yaml", "rbac-operator.yaml", "leader-election.yaml", "flowschemas.yaml")
+
+
+def operator_kubeconfig(kubectl: Kubectl, directory: Path, tenants: Iterable[str] = ()) -> Path:
+    """The operator as it runs in a cluster: its ServiceAccount with the manifests' RBAC, election
+    Lease and FlowSchemas (the admin token would be exempt from API Priority and Fairness: the
+    election would not be classified as it is in production), allowed to read the signing keys of
+    `tenants`. A kubeconfig with its token, in `directory`."""
+    for manifest in OPERATOR_MANIFESTS:
+        kubectl(
+            "apply", "--server-side", "--force-conflicts", "-n", LEASE_NAMESPACE, "-f", str(MANIFESTS_DIR / manifest)
+        )
+    bindings = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "hoststate-signing-keys", "namespace": tenant},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "hoststate-operator-signing-keys",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": LEASE_NAMESPACE}],
+        }
+        for tenant in tenants
+    ]
+    if bindings:
+        path = directory / "operator-signing-keys.yaml"
+        path.write_text(yaml.safe_dump_all(bindings))
+        kubectl("apply", "--server-side", "-f", str(path))
+    return token_kubeconfig(kubectl, OPERATOR_ACCOUNT, directory)
 
 
 def sample_tenants() -> list[str]:
