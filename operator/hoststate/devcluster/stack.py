@@ -1,7 +1,8 @@
 """`make run`: the local stack in the foreground, stopped cleanly on Ctrl-C or SIGTERM.
 
 Starts the local control plane unless KUBECONFIG is given, applies the CRDs and the
-samples, and writes `.run/kubeconfig` and `.run/env` for other shells, `.run/clouds.yaml` for the
+samples, runs the operator as its ServiceAccount (the manifests' RBAC, election Lease and
+FlowSchemas, as in a cluster) and each agent as its host's, and writes `.run/kubeconfig` and `.run/env` for other shells, `.run/clouds.yaml` for the
 OpenStack clients (the local admin and a member of each sample tenant) and `.run/openrc` (the
 admin's, for the nova shell).
 """
@@ -304,7 +305,7 @@ def run() -> int:
         kubectl("apply", "--server-side", "-f", str(SAMPLES_DIR))
 
         children = Children(kubeconfig)
-        start_operator_and_facade(children, facade_port)
+        start_operator_and_facade(children, facade_port, operator_kubeconfig(kubectl, RUN_DIR, sample_tenants()))
         if cluster is not None:
             write_client_settings(kubectl, cluster, facade_root)
         start_agents(children, kubectl)
@@ -338,14 +339,16 @@ def local_cluster_env(cluster: DevCluster) -> tuple[Path, dict[str, str]]:
     return kubeconfig, env
 
 
-def start_operator_and_facade(children: Children, facade_port: str) -> None:
-    """Both on this machine only (127.0.0.1): nothing of the local stack is on the network."""
+def start_operator_and_facade(children: Children, facade_port: str, operator_identity: Path) -> None:
+    """Both on this machine only (127.0.0.1): nothing of the local stack is on the network. The
+    operator with its own identity (`operator_identity`, a kubeconfig), as in a cluster."""
     children.start(
         "operator",
         "operator",
         f"--lease-namespace={LEASE_NAMESPACE}",
         "--webhook-allow-cidr=127.0.0.1/32",  # webhooks to receivers on this machine: loopback is refused otherwise
         "--metrics-host=127.0.0.1",
+        kubeconfig=operator_identity,
     )
     children.start(
         "facade",
