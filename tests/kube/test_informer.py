@@ -90,9 +90,10 @@ async def test_resumes_without_relisting_when_the_version_is_current(
 
 
 async def test_lists_in_pages(kube: KubeClient, custom: k8s.CustomObjectsApi, namespace: str) -> None:
-    """A list read page by page (continue tokens) holds every object, and watching resumes from its version."""
+    """A list read page by page (continue tokens, when lists are not streamed) holds every object,
+    and watching resumes from its version."""
     created = [create(custom, namespace, f"paged-{i}") for i in range(5)]
-    informer = Informer(kube, SERVERS, namespace, list_page_size=2)
+    informer = Informer(kube, SERVERS, namespace, list_page_size=2, stream_lists=False)
     informer.start()
     try:
         await informer.synced.wait()

@@ -1,5 +1,6 @@
 """Objects as large as the API server accepts do not stop the watches (issue 10): against the
 suite's real API server, an Informer delivers a ConfigMap of about 1 MiB and what comes after it,
+lists one among 150 others (a watch list: the list streamed as the watch's initial events),
 and a Server made as large as the CRD and the API server allow leaves the operator and the facade
 healthy, with the Servers created after it given their host status.
 
@@ -56,6 +57,42 @@ async def test_an_informer_delivers_a_config_map_of_1_mib_and_what_follows(
         assert stored is not None and stored["metadata"]["resourceVersion"] == big.metadata.resource_version
         assert len(stored["data"]["big"]) == BIG_MAP_BYTES
         assert informer.running and informer.watch_errors == 0 and informer.relists == 0
+    finally:
+        await informer.stop()
+
+
+async def test_a_watch_list_holds_every_object_one_of_1_mib_too(
+    kube: KubeClient, api_client: k8s.ApiClient, namespace: str
+) -> None:
+    """The list streamed as a watch's initial events (the default) holds every object, more than one
+    read of the stream carries and one of about 1 MiB (6 MiB on the wire) among them; then the same
+    watch goes on from the version of its closing bookmark."""
+    core = k8s.CoreV1Api(api_client)
+
+    def config_map(name: str, value: str) -> k8s.V1ConfigMap:
+        return core.create_namespaced_config_map(
+            namespace, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=name), data={"value": value})
+        )
+
+    small = [config_map(f"small-{i}", f"value {i}") for i in range(150)]
+    big = config_map("big", filler(BIG_MAP_BYTES))
+    informer = Informer(kube, CONFIG_MAPS, namespace)
+    informer.start()
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 60)
+        names = {obj["metadata"]["name"] for obj in informer.items()}
+        assert {f"small-{i}" for i in range(150)} | {"big"} <= names
+        assert informer.get("small-149", namespace)["data"] == {"value": "value 149"}
+        assert informer.get("big", namespace)["data"]["value"] == big.data["value"]
+        assert informer.stream_lists and (informer.watch_errors, informer.relists) == (0, 0)
+        assert int(informer.resource_version) >= int(big.metadata.resource_version)
+        assert int(informer.resource_version) >= int(small[-1].metadata.resource_version)
+        later = config_map("later", "x")
+        assert await informer.wait_for(
+            {"metadata": {"namespace": namespace, "name": "later", "resourceVersion": later.metadata.resource_version}},
+            timeout=30,
+        )
+        assert (informer.watch_errors, informer.relists) == (0, 0)
     finally:
         await informer.stop()
 

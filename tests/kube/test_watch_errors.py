@@ -5,7 +5,9 @@ the events after it are delivered.
 
 The streams come from an in-process HTTP server that plays scripted lists and watches (the bytes
 on the wire, cut where the test says); the behaviour against the real API server is in
-test_informer.py and test_large_objects.py.
+test_informer.py and test_large_objects.py. Most informers here list in pages, as when the API
+server refuses watch lists; the last tests are of watch lists (a list streamed as a watch's
+initial events) that break, or are refused.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from hoststate.kube import SERVERS, KubeClient
-from hoststate.kube.client import WatchStreamError, parse_watch_event, split_lines
+from hoststate.kube.client import INITIAL_EVENTS_END, WatchStreamError, parse_watch_event, split_lines
 from hoststate.kube.informer import Informer
 
 NAMESPACE = "tenant"
@@ -44,7 +46,7 @@ GONE = line("ERROR", {"kind": "Status", "code": 410, "reason": "Expired", "messa
 @dataclass
 class ScriptedApiServer:
     """Lists answer with the next of `lists` (the last one repeats); watches play the next of
-    `watches` (a watch beyond the script stays open and silent)."""
+    `watches` (a watch beyond the script stays open and silent), watch lists (sendInitialEvents) too."""
 
     lists: list[tuple[int, list[dict[str, Any]]]]  # (resourceVersion, items)
     watches: list[list[Any]]  # bytes to send, RESET, or an int: answer with that HTTP status and a text page
@@ -56,7 +58,7 @@ class ScriptedApiServer:
             self.requests.append(("list", version))
             revision, items = self.lists.pop(0) if len(self.lists) > 1 else self.lists[0]
             return web.json_response({"metadata": {"resourceVersion": str(revision)}, "items": items})
-        self.requests.append(("watch", version))
+        self.requests.append(("watch list" if request.query.get("sendInitialEvents") == "true" else "watch", version))
         script = self.watches.pop(0) if self.watches else []
         if script and isinstance(script[0], int):
             return web.Response(status=script[0], text="<html>upstream trouble</html>", content_type="text/html")
@@ -105,6 +107,7 @@ async def cleanup(serve: Callable[..., Any]) -> AsyncIterator[list[Informer]]:
 
 
 async def run_informer(serve: Callable[..., Any], api: ScriptedApiServer, informers: list[Informer], **kwargs: Any):
+    kwargs.setdefault("stream_lists", False)
     informer = Informer(await serve(api), SERVERS, NAMESPACE, retry_delay=0.01, max_retry_delay=0.05, **kwargs)
     informers.append(informer)
     informer.start()
@@ -200,7 +203,7 @@ async def test_a_handler_or_transform_that_raises_is_counted_and_the_rest_goes_o
             raise RuntimeError("index bug")
 
     seen: list[str] = []
-    informer = Informer(await serve(api), SERVERS, NAMESPACE, transform=transform, retry_delay=0.01)
+    informer = Informer(await serve(api), SERVERS, NAMESPACE, transform=transform, retry_delay=0.01, stream_lists=False)
     cleanup.append(informer)
     informer.add_handler(broken_index)
     informer.add_handler(lambda kind, old, new: seen.append(new["metadata"]["name"]))
@@ -214,7 +217,7 @@ async def test_a_handler_or_transform_that_raises_is_counted_and_the_rest_goes_o
 async def test_progress_and_listing_are_exposed_for_health_checks(serve, cleanup) -> None:
     a = obj("a", 1)
     api = ScriptedApiServer(lists=[(1, [a])], watches=[[line("BOOKMARK", {"metadata": {"resourceVersion": "2"}})]])
-    informer = Informer(await serve(api), SERVERS, NAMESPACE, retry_delay=0.01)
+    informer = Informer(await serve(api), SERVERS, NAMESPACE, retry_delay=0.01, stream_lists=False)
     cleanup.append(informer)
     assert not informer.has_listed
     informer.start()
@@ -226,6 +229,78 @@ async def test_progress_and_listing_are_exposed_for_health_checks(serve, cleanup
             break
         await asyncio.sleep(0.05)
     assert informer.resource_version == "2" and informer.last_progress > started
+
+
+# -- watch lists ----------------------------------------------------------------------------------
+def initial_events_end(version: int) -> bytes:
+    return line(
+        "BOOKMARK", {"metadata": {"resourceVersion": str(version), "annotations": {INITIAL_EVENTS_END: "true"}}}
+    )
+
+
+async def test_a_watch_list_fills_the_store_at_its_closing_bookmark_and_goes_on_watching(serve, cleanup) -> None:
+    a, b, c = obj("a", 1), obj("b", 2), obj("c", 4)
+    api = ScriptedApiServer(
+        lists=[], watches=[[line("ADDED", a), line("ADDED", b), initial_events_end(3), line("ADDED", c)]]
+    )
+    informer = await run_informer(serve, api, cleanup, stream_lists=True)
+    await delivered(informer, a, b, c)
+    assert api.requests[:2] == [("watch list", ""), ("watch", "4")]  # the script ended: watched from its last
+    assert (informer.relists, informer.watch_errors) == (0, 0)
+
+
+async def test_a_watch_list_that_breaks_before_its_end_is_listed_again_and_nothing_half_listed_is_kept(
+    serve, cleanup
+) -> None:
+    a, b, c, gone = obj("a", 1), obj("b", 2), obj("c", 3), obj("gone", 1)
+    seen: list[str] = []
+    api = ScriptedApiServer(
+        lists=[],
+        watches=[
+            [line("ADDED", gone), RESET],  # the connection drops inside the initial events
+            [line("ADDED", gone), b'{"type": "ADDED", "object": \n'],  # a malformed line inside them
+            [line("ADDED", a), line("ADDED", b), initial_events_end(2), line("ADDED", c)],
+        ],
+    )
+    informer = Informer(await serve(api), SERVERS, NAMESPACE, retry_delay=0.01, max_retry_delay=0.05)
+    cleanup.append(informer)
+    informer.add_handler(lambda kind, old, new: seen.append(f"{kind} {new['metadata']['name']}"))
+    informer.start()
+    await delivered(informer, a, b, c)
+    assert api.requests[:4] == [("watch list", ""), ("watch list", ""), ("watch list", ""), ("watch", "3")]
+    assert seen == ["ADDED a", "ADDED b", "ADDED c"]  # nothing was handed over before a list was whole
+    assert (informer.relists, informer.watch_errors) == (0, 2)
+
+
+async def test_a_watch_list_refused_by_the_api_server_is_followed_by_a_list_in_pages(serve, cleanup) -> None:
+    a, c = obj("a", 1), obj("c", 2)
+    api = ScriptedApiServer(lists=[(1, [a])], watches=[[422], [line("ADDED", c)]])
+    informer = await run_informer(serve, api, cleanup, stream_lists=True)
+    await delivered(informer, a, c)
+    assert api.requests[:3] == [("watch list", ""), ("list", ""), ("watch", "1")]
+    assert not informer.stream_lists
+
+
+async def test_the_first_list_is_read_at_once_but_delivered_after_its_event(serve, cleanup) -> None:
+    a = obj("a", 1)
+    api = ScriptedApiServer(lists=[], watches=[[line("ADDED", a), initial_events_end(1)]])
+    informer = Informer(await serve(api), SERVERS, NAMESPACE)
+    cleanup.append(informer)
+    seen: list[str] = []
+    informer.add_handler(lambda kind, old, new: seen.append(new["metadata"]["name"]))
+    deliver = asyncio.Event()
+    informer.start(deliver_after=deliver)
+    started = informer.last_progress
+    for _ in range(500):  # until the stream has been read
+        if informer.last_progress > started:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert informer.last_progress > started
+    assert (seen, informer.has_listed, len(informer)) == ([], False, 0)
+    deliver.set()
+    await delivered(informer, a)
+    assert seen == ["a"] and informer.has_listed
 
 
 # -- the line splitter and the event parser -------------------------------------------------------

@@ -34,17 +34,18 @@ def integer_id(uid: str) -> int:
 
 def cached_server(obj: Obj) -> Obj:
     """A Server as the facade keeps it (its cache holds 100,000s): the object without what no view
-    reads, and the strings many servers share interned (JSON decoding makes one copy per server).
+    reads, and the strings many servers share interned, the keys too (JSON decoding makes one copy
+    per server: each is decoded from its own watch event).
 
     managedFields, most of a Server's bytes, shrink to the latest write's time, which is all the
     views read of them (the server's updated_at).
     """
     meta, spec, status = obj["metadata"], obj.get("spec"), obj.get("status")
-    slim_meta = {key: value for key, value in meta.items() if key != "managedFields"}
+    slim_meta = {interned(key): value for key, value in meta.items() if key != "managedFields"}
     slim_meta["namespace"] = interned(meta.get("namespace"))
     if times := [entry["time"] for entry in meta.get("managedFields") or () if entry.get("time")]:
         slim_meta["managedFields"] = [{"time": max(times, key=parse_time)}]
-    slim = {key: interned(value) for key, value in obj.items()}  # apiVersion and kind: the same in all
+    slim = {interned(key): interned(value) for key, value in obj.items()}  # apiVersion and kind: the same in all
     slim["metadata"] = slim_meta
     if isinstance(spec, dict):
         slim["spec"] = _with_shared_strings(spec, SHARED_SPEC_FIELDS)
@@ -62,7 +63,7 @@ SHARED_STATUS_FIELDS = frozenset({"hostStatus", "hostStatusChangedTime"})
 
 
 def _with_shared_strings(fields: Obj, shared: frozenset[str]) -> Obj:
-    return {key: interned(value) if key in shared else value for key, value in fields.items()}
+    return {interned(key): interned(value) if key in shared else value for key, value in fields.items()}
 
 
 @dataclass(frozen=True, slots=True)

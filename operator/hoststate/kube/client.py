@@ -24,6 +24,9 @@ TOO_MANY_REQUESTS_RETRIES = 5
 # comes near this. The bound only caps what a broken stream can make us buffer.
 MAX_WATCH_LINE = 32 * 1024 * 1024
 WATCH_EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"})
+# The annotation of the bookmark that ends a watch's initial events (sendInitialEvents): the state
+# they made up is complete, as of the bookmark's resourceVersion.
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 
 class ApiError(Exception):
@@ -281,8 +284,15 @@ class KubeClient:
         timeout_seconds: int = 300,
         label_selector: str | None = None,
         max_line: int = MAX_WATCH_LINE,
+        send_initial_events: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events ({"type", "object"}) from `resource_version`, with bookmarks.
+
+        With `send_initial_events` (a "watch list", the WatchList feature: beta and on by default
+        since Kubernetes 1.32), the stream first carries every object as an ADDED event, then a
+        bookmark annotated INITIAL_EVENTS_END; with `resource_version` "" that state is as current
+        as a consistent list. The API server streams it from its watch cache one object a line, so
+        neither side holds the whole list. A server without the feature answers 422.
 
         Ends when the server closes the stream; raises ApiError(410) when the version is too old
         (and ApiError for any ERROR event), WatchStreamError for a line that is not an event,
@@ -294,6 +304,8 @@ class KubeClient:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(timeout_seconds),
         }
+        if send_initial_events:
+            params |= {"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan"}
         if label_selector:
             params["labelSelector"] = label_selector
         async with self.session.get(

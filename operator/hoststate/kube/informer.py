@@ -1,5 +1,9 @@
 """Informer: a list+watch cache of one resource, kept current with bookmarks and relists on 410.
 
+It lists with a watch list: one watch that first streams every object (sendInitialEvents), served
+from the API server's watch cache and decoded one object at a time, then goes on as the watch.
+An API server that refuses watch lists (the WatchList feature off) is listed in pages instead.
+
 Generic on purpose (the facade and the operator use it): it knows nothing of what it
 caches. A stopped informer keeps its store and its resourceVersion; started again, it
 resumes watching from there, and relists if the API server answers that the version has
@@ -28,14 +32,15 @@ from typing import Any
 import aiohttp
 
 from .api_resources import Resource
-from .client import MAX_WATCH_LINE, ApiError, KubeClient, WatchStreamError
+from .client import INITIAL_EVENTS_END, MAX_WATCH_LINE, ApiError, KubeClient, WatchStreamError
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace or "", name)
-# Objects per list request. A list is read in pages (one consistent snapshot, continued by token)
-# so that only one page is ever held whole and untransformed: listing 100,000 objects at once
-# would hold them all decoded in full, and the process keeps that peak as its size.
+# Objects per list request, when lists are not streamed. A list is read in pages (one consistent
+# snapshot, continued by token) so that only one page is ever held whole and untransformed: listing
+# 100,000 objects at once would hold them all decoded in full, and the process keeps that peak as
+# its size.
 LIST_PAGE_SIZE = 500
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 Handler = Callable[[str, dict[str, Any] | None, dict[str, Any] | None], None]  # (type, old, new)
@@ -78,6 +83,7 @@ class Informer:
         max_retry_delay: float = 30.0,
         max_event_bytes: int = MAX_WATCH_LINE,
         list_page_size: int = LIST_PAGE_SIZE,
+        stream_lists: bool = True,
     ) -> None:
         self.client = client
         self.resource = resource
@@ -91,6 +97,7 @@ class Informer:
         self.max_retry_delay = max_retry_delay
         self.max_event_bytes = max_event_bytes
         self.list_page_size = list_page_size
+        self.stream_lists = stream_lists  # list with a watch list; False once the API server refused one
         self.resource_version = ""  # where the next watch starts; empty: list first
         self.relists = 0  # lists after the first (after a 410 Gone or a broken stream)
         self.watch_errors = 0  # lists and watches that ended in an error (410 Gone included)
@@ -102,6 +109,7 @@ class Informer:
         self._handlers: list[Handler] = []
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._deliver_after: asyncio.Event | None = None
 
     # -- reading ------------------------------------------------------------------
     def get(self, name: str, namespace: str = "") -> dict[str, Any] | None:
@@ -144,7 +152,10 @@ class Informer:
         """The store has been filled by a list at least once (readiness)."""
         return self.synced.is_set()
 
-    def start(self) -> asyncio.Task[None]:
+    def start(self, deliver_after: asyncio.Event | None = None) -> asyncio.Task[None]:
+        """Run the loop. With `deliver_after`, the first list is read at once but neither stored nor
+        handed to the handlers before that event is set: for handlers that need another cache first."""
+        self._deliver_after = deliver_after
         if self._task is None:
             self.last_progress = time.monotonic()
             self._task = asyncio.create_task(self.run(), name=f"informer {self.resource.plural}")
@@ -163,15 +174,14 @@ class Informer:
             self._task = None
 
     async def run(self) -> None:
-        """List (unless resuming), then watch from the list's version, forever (see the module's doc)."""
+        """List (unless resuming), then watch from the list's version, forever (see the module's doc).
+        An empty resource_version means a list is needed."""
         delay = self.retry_delay
-        need_list = not self.resource_version
         while True:
             attempt_started = time.monotonic()
             try:
-                if need_list:
+                if not self.resource_version and not self.stream_lists:
                     await self._list()
-                    need_list = False
                 await self._watch()
                 self._progressed()
                 delay = self.retry_delay  # a watch that ended normally: resume at once
@@ -182,16 +192,22 @@ class Informer:
                 if error.status == 410:
                     self.watch_errors += 1
                     log.info("%s: resourceVersion %s expired, relisting", self.resource.plural, self.resource_version)
-                    need_list = True
+                    self.resource_version = ""
+                    continue
+                if error.status == 422 and self.stream_lists and not self.resource_version:
+                    log.info(
+                        "%s: the API server refused a watch list (%s); listing in pages", self.resource.plural, error
+                    )
+                    self.stream_lists = False
                     continue
                 problem = str(error)
             except WatchStreamError as error:
-                problem, need_list = f"{error}; relisting", True
+                problem, self.resource_version = f"{error}; relisting", ""
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 problem = repr(error)
             except Exception as error:  # a bug here must not end the watch: start again from a list
                 log.exception("%s: unexpected error", self.resource.plural)
-                problem, need_list = f"{error!r}; relisting", True
+                problem, self.resource_version = f"{error!r}; relisting", ""
             self.watch_errors += 1
             if self.last_progress > attempt_started:
                 delay = self.retry_delay  # it made progress before failing: not a failure in a row
@@ -200,6 +216,7 @@ class Informer:
             delay = min(delay * 2, self.max_retry_delay)
 
     async def _list(self) -> None:
+        """List in pages (when lists are not streamed)."""
         params = {"labelSelector": self.label_selector} if self.label_selector else {}
         params["limit"] = str(self.list_page_size)
         fresh: dict[Key, dict[str, Any]] = {}
@@ -213,8 +230,14 @@ class Informer:
                 break
             params["continue"] = token  # an expired token answers 410 Gone: relisted from the start
             self._progressed()
+        await self._replace_store(fresh, page_meta.get("resourceVersion", ""))
+
+    async def _replace_store(self, fresh: dict[Key, dict[str, Any]], resource_version: str) -> None:
+        """Make a list's objects the store, and tell the handlers what changed."""
+        if self._deliver_after is not None:
+            await self._deliver_after.wait()
         old_store, self._store = self._store, fresh
-        self.resource_version = page_meta.get("resourceVersion", "")
+        self.resource_version = resource_version
         if self.synced.is_set():
             self.relists += 1
         self._progressed()
@@ -232,6 +255,11 @@ class Informer:
         await self._notify()
 
     async def _watch(self) -> None:
+        """Watch from resource_version; from none, a watch list: its initial events make a fresh
+        store, complete at their closing bookmark. Until then the version stays empty, so that a
+        stream that breaks before it is listed again."""
+        listing = not self.resource_version
+        fresh: dict[Key, dict[str, Any]] = {}
         async for event in self.client.watch(
             self.resource,
             self.resource_version,
@@ -239,10 +267,20 @@ class Informer:
             timeout_seconds=self.watch_timeout,
             label_selector=self.label_selector,
             max_line=self.max_event_bytes,
+            send_initial_events=listing,
         ):
             kind, raw = event["type"], event["object"]
-            self.resource_version = raw.get("metadata", {}).get("resourceVersion", self.resource_version)
             self._progressed()
+            if listing:
+                if kind != "BOOKMARK":
+                    if (obj := self._shaped(raw)) is not None:
+                        fresh[object_key(obj)] = obj
+                elif raw["metadata"].get("annotations", {}).get(INITIAL_EVENTS_END) == "true":
+                    listing = False
+                    await self._replace_store(fresh, raw["metadata"]["resourceVersion"])
+                    fresh = {}
+                continue
+            self.resource_version = raw.get("metadata", {}).get("resourceVersion", self.resource_version)
             if kind == "BOOKMARK":
                 continue
             obj = self._shaped(raw)

@@ -66,17 +66,20 @@ class Operator:
                 ready=self.ready,
             )
         self.events.start()
-        # Heartbeats, then services, then servers: the first Server events must already see
-        # every host's state, or a restart would flap servers to "".
+        # Everything is read at once (at 100,000 Servers, their list is most of the start-up); what is
+        # read is handled in order: heartbeats, then services, then servers. The first Server events
+        # must already see every host's state, or a restart would flap servers to "", and the
+        # subscriptions must be known, so that the transitions of the first Server events are notified.
+        services_known = asyncio.Event()
         self.tasks.append(self.leases.informer.start())
         self.tasks.append(asyncio.create_task(self.leases.policy.run_every(), name="heartbeat-policy"))
-        await self.leases.informer.synced.wait()
-        for item in (await self.client.list(COMPUTE_SERVICES)).get("items", []):
-            self.reconciler.service_seen(item)
-        # Subscriptions before servers too: the transitions of the first Server events are notified.
         self.tasks += self.notifier.start()
+        self.tasks += [informer.start(deliver_after=services_known) for informer in self.server_informers]
+        services, _ = await asyncio.gather(self.client.list(COMPUTE_SERVICES), self.leases.informer.synced.wait())
+        for item in services.get("items", []):
+            self.reconciler.service_seen(item)
         await self.notifier.wait_synced(timeout=5)
-        self.tasks += [informer.start() for informer in self.server_informers]
+        services_known.set()
         self.tasks.append(asyncio.create_task(self.reconciler.resync_every(self.config.resync_period), name="resync"))
         self.tasks.append(self.evacuator.start())
         self.tasks.append(asyncio.create_task(self.campaign(), name="campaign"))
