@@ -406,6 +406,72 @@ async def test_a_host_transition_tells_every_server_before_their_status_writes()
     await again.reconciler.stop()
 
 
+class RecordGatedKube(FakeKube):
+    """ComputeService status writes wait for the gate, once closed (the record as slow as a test wants)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record = asyncio.Event()
+        self.record.set()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if method == "PATCH" and path.startswith(COMPUTE_SERVICES.path(None)) and path.endswith("/status"):
+            await self.record.wait()
+        return await super().request(method, path, **kwargs)
+
+
+async def turns(count: int = 50) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+async def test_a_hosts_status_writes_start_once_its_transition_is_recorded_and_told() -> None:
+    kube = RecordGatedKube()
+    world = World(kube, clock_at=T0 + timedelta(seconds=1))
+    told: list[HostTransition] = []
+    answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def listener(transition: HostTransition, servers: list[ServerTransition]) -> asyncio.Future[None]:
+        told.append(transition)
+        return answer
+
+    world.add_service("h1")
+    for i in range(3):
+        world.add_server(f"s{i}", "h1")
+    await world.settle()
+    world.reconciler.host_transition_listeners.append(listener)
+
+    kube.record.clear()
+    await world.change_service("h1", forcedDown=True)
+    await turns()
+    assert told == [] and world.server_patches() == []  # not recorded: neither told nor written
+
+    kube.record.set()
+    await until(lambda: told)
+    await turns()
+    assert world.server_patches() == []  # recorded and handed over: the writes wait for the answer
+    assert world.service_status("h1")["recentTransitions"][-1]["id"] == told[0].id
+
+    answer.set_result(None)
+    await world.settle()
+    assert {world.server_status(f"s{i}") for i in range(3)} == {"DOWN"}
+    await world.reconciler.stop()
+
+
+async def test_a_listener_that_never_answers_holds_the_writes_only_notify_first_seconds() -> None:
+    world = World(clock_at=T0 + timedelta(seconds=1), notify_first=0.05)
+    world.add_service("h1")
+    world.add_server("s0", "h1")
+    await world.settle()
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    world.reconciler.host_transition_listeners.append(lambda transition, servers: never)
+
+    await world.change_service("h1", forcedDown=True)
+    await asyncio.wait_for(world.settle(), 10)  # a guard against a hang, not a measure
+    assert world.server_status("s0") == "DOWN" and not never.done()
+    await world.reconciler.stop()
+
+
 async def test_a_server_created_on_a_host_is_not_announced_and_a_flap_before_the_writes_is() -> None:
     kube = GatedKube()
     world = World(kube, clock_at=T0 + timedelta(seconds=1))

@@ -53,6 +53,9 @@ CONCURRENCY = 16  # attempts in flight per subscription
 NAMESPACE_IN_FLIGHT = 32  # attempts in flight per namespace (all its subscriptions)
 NAMESPACE_CONNECTIONS = 32  # connections of a namespace's pool
 NAMESPACE_MAX_PENDING = 50_000  # events queued per namespace
+# A subscription with attempts in flight and no answer for this long is not answering: a host's status
+# writes do not wait for its first attempts (reconciler.py's notify_first).
+ANSWER_WINDOW = 1.0
 USER_AGENT = "hoststate-notifier"
 
 
@@ -65,6 +68,23 @@ def backoff_delay(retry: int, jitter: Callable[[], float] = random.random) -> fl
     return min(BACKOFF_BASE * 2**retry, BACKOFF_CAP) * (0.8 + 0.4 * jitter())
 
 
+class FirstAttempts:
+    """A host transition's requests to answering subscriptions: `done` once each had its first attempt
+    (or was dropped). Held open by its maker until every request is counted (`expect`), then `one()`."""
+
+    def __init__(self) -> None:
+        self.left = 1
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def expect(self, requests: int) -> None:
+        self.left += requests
+
+    def one(self, count: int = 1) -> None:
+        self.left -= count
+        if self.left <= 0 and not self.done.done():
+            self.done.set_result(None)
+
+
 @dataclass
 class Pending:
     """One request: an event, or a batch of events (PerHostTransition)."""
@@ -75,6 +95,12 @@ class Pending:
     transition_id: str = ""  # the host transition it belongs to ("" for a Server's own change)
     events: int = 1
     content_type: str = CONTENT_TYPE
+    first: FirstAttempts | None = None  # told after this request's first attempt
+
+    def attempted(self) -> None:
+        if self.first is not None:
+            self.first.one()
+            self.first = None
 
 
 @dataclass
@@ -248,6 +274,8 @@ class Channel:
         self._queues: dict[str, deque[Pending]] = {}  # per server (or host): its requests, in order
         self._ready: deque[str] = deque()  # queues with a request and no worker on them
         self._workers: set[asyncio.Task[None]] = set()  # at most `concurrency`: the attempts in flight
+        self._in_flight = 0
+        self._last_answer = asyncio.get_running_loop().time()  # of an attempt (or the channel's start)
         self.writer = StatusWriter(self._write_status, period=status_period, name=f"{spec.namespace}/{spec.name}")
         self._check: asyncio.Task[None] | None = None
         self.check_ready()
@@ -292,22 +320,56 @@ class Channel:
     def batched(self) -> bool:
         return self.spec.delivery == PER_HOST_TRANSITION
 
-    def offer_transition(self, transition_id: str, decided: datetime, requests: list[tuple[str, Pending]]) -> None:
+    @property
+    def answering(self) -> bool:
+        """Its last attempt did not fail, and nothing it has in flight went unanswered for ANSWER_WINDOW."""
+        if self.state.consecutive_failures:
+            return False
+        return not self._in_flight or asyncio.get_running_loop().time() - self._last_answer < ANSWER_WINDOW
+
+    def offer_transition(
+        self,
+        transition_id: str,
+        decided: datetime,
+        requests: list[tuple[str, Pending]],
+        first: FirstAttempts | None = None,
+    ) -> None:
         """Queue the requests (queue, request) of a host transition; none: nothing of it is for this
-        subscription (acknowledged at once, written with the next status write)."""
-        self.acks.offered(transition_id, decided, len(requests))
-        for queue, pending in requests:
-            self.offer(queue, pending)
+        subscription (acknowledged at once, written with the next status write). `first` is told of each
+        request's first attempt. Those beyond the bounds are dropped in one count (see offer)."""
+        queued = dropped = 0
+        for queue, pending in requests:  # no await: no worker runs before the counts below are set
+            if self._has_room(pending):
+                pending.first = first
+                self._queue(queue, pending)
+                queued += 1
+            else:
+                dropped += pending.events
+        self.acks.offered(transition_id, decided, queued)
+        if first is not None:
+            first.expect(queued)
+        if dropped:
+            self._drop(dropped)
 
     def offer(self, queue: str, pending: Pending) -> bool:
         """Queue a request on `queue` (a server's uid, or a host); False (counted as dropped, and as given
         up) when the subscription's or its namespace's queue is full."""
-        if self.pending + pending.events > self.max_pending or self.pool.queued >= NAMESPACE_MAX_PENDING:
-            self.state.dropped_events(pending.events)
-            self.deliverer.metrics.notifications.labels(result="dropped").inc(pending.events)
+        if not self._has_room(pending):
+            self._drop(pending.events)
             self._finished(pending)
-            self.writer.mark()
             return False
+        self._queue(queue, pending)
+        return True
+
+    def _has_room(self, pending: Pending) -> bool:
+        return self.pending + pending.events <= self.max_pending and self.pool.queued < NAMESPACE_MAX_PENDING
+
+    def _drop(self, events: int) -> None:
+        self.state.dropped_events(events)
+        self.deliverer.metrics.notifications.labels(result="dropped").inc(events)
+        self.writer.mark()
+
+    def _queue(self, queue: str, pending: Pending) -> None:
         self.pending += pending.events
         self.pool.queued += pending.events
         requests = self._queues.get(queue)
@@ -319,7 +381,6 @@ class Channel:
                 self._workers.add(worker)
                 worker.add_done_callback(self._workers.discard)
         requests.append(pending)
-        return True
 
     def _finished(self, pending: Pending) -> None:
         """Delivered, given up or dropped: acknowledged (a crash before then redelivers it)."""
@@ -340,6 +401,7 @@ class Channel:
                     logger.exception("subscription %s/%s: delivery failed", self.spec.namespace, self.spec.name)
                     self.deliverer.metrics.notifications.labels(result="failed").inc(pending.events)
                     self.state.gave_up(pending.events)
+                    pending.attempted()
                 queue.popleft()  # only now: the next event of this server waits for this one
                 self.pending -= pending.events
                 self.pool.queued -= pending.events
@@ -351,8 +413,14 @@ class Channel:
         metrics = self.deliverer.metrics
         retry = 0
         while True:
-            async with self.pool.slots:
-                outcome = await self.deliverer.attempt(self.spec, pending, retry + 1)
+            self._in_flight += 1  # waiting for a slot too: a namespace whose slots all hang does not answer
+            try:
+                async with self.pool.slots:
+                    outcome = await self.deliverer.attempt(self.spec, pending, retry + 1)
+            finally:
+                self._in_flight -= 1
+            self._last_answer = asyncio.get_running_loop().time()
+            pending.attempted()
             now = utcnow()
             if outcome.ready is not None and self.state.set_condition("Ready", *outcome.ready, now):
                 self.writer.mark(urgent=True)
@@ -408,6 +476,9 @@ class Channel:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for queue in self._queues.values():
+            for pending in queue:
+                pending.attempted()  # none will be: nobody waits for them
         await self.writer.stop()
         if not deleted:
             try:

@@ -2,10 +2,16 @@
 
 `on_host_transition` is the Reconciler's host transition listener: it is called once a host
 transition is recorded in its ComputeService's status, with the transitions of every server on
-the host, before their status writes. `on_transition` gets the Server transitions the operator
-writes; those a host transition announced are skipped, the others (a Server created, or moved)
-are sent as they are written. Both run on the operator's path, so they only match and queue (no
-I/O, no await); delivery runs in each subscription's Channel.
+the host, before their status writes; it returns what those writes wait for (at most the operator's
+--notify-first): the first attempts of the events to the subscriptions that answer. `on_transition`
+gets the Server transitions the operator writes; those a host transition announced are skipped, the
+others (a Server created, or moved) are sent as they are written. Both run on the operator's path,
+so they only match and queue (no I/O, no await); delivery runs in each subscription's Channel.
+
+Queueing is done in slices of OFFER_SLICE servers per turn of the event loop, one subscription at a
+time, the namespaces with the least to queue first: a tenant with 100 subscriptions and 100 servers
+on a host (10,000 events) does not hold another tenant's first attempts behind its own queueing. What
+is not queued yet waits in one FIFO, so no event overtakes an earlier one of the same server.
 
 Only while delivering (`start_delivering` .. `stop_delivering`, the leader's part) are there
 Channels; a standby keeps the subscriptions' cache. `start_delivering` first redelivers, with the
@@ -16,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -27,7 +34,7 @@ from ..kube.informer import Informer
 from ..kubetime import parse_kube_time
 from ..prometheus import OperatorMetrics
 from .cloudevents import BATCH_CONTENT_TYPE, build_event, encode, encode_batch
-from .delivery import Channel, Deliverer, Pending, utcnow
+from .delivery import Channel, Deliverer, FirstAttempts, Pending, utcnow
 from .egress import EgressPolicy
 from .secrets import SigningKeys
 from .status import Condition, DeliveryState
@@ -41,6 +48,7 @@ MAX_SUBSCRIPTIONS_PER_NAMESPACE = 100
 BATCH_MAX = 1000  # events in one PerHostTransition request; a bigger host takes several
 KEY_REFRESH = 20.0  # seconds between GETs of a served subscription's Secret (within its 30 s cache)
 TOO_MANY = "TooManySubscriptions"
+OFFER_SLICE = 500  # servers matched against subscriptions per turn of the event loop (about a millisecond)
 
 
 class ServerView(Protocol):
@@ -55,6 +63,38 @@ class FleetView(Protocol):
     def oldest_unrecorded(self) -> datetime | None: ...
     def servers_on_host(self, host: str) -> Iterable[ServerView]: ...
     def labels_of(self, namespace: str, name: str) -> Mapping[str, str] | None: ...
+
+
+class NamespaceEvents:
+    """A host transition's servers in one namespace, shared by its subscriptions: each server's labels
+    are looked up once and each event encoded once (one id, one body for every subscription)."""
+
+    def __init__(self, namespace: str, servers: list[ServerTransition], fleet: FleetView) -> None:
+        self.namespace = namespace
+        self.servers = servers
+        self.fleet = fleet
+        self._labels: list[Mapping[str, str] | None] | None = None
+        self.bodies: dict[str, bytes] = {}
+
+    def wanted_by(self, spec: SubscriptionSpec) -> list[ServerTransition]:
+        if self._labels is None:
+            self._labels = [self.fleet.labels_of(self.namespace, server.name) for server in self.servers]
+        wanted = [
+            s for s, labels in zip(self.servers, self._labels, strict=True) if spec.wants(self.namespace, s.new, labels)
+        ]
+        for server in wanted:
+            if server.uid not in self.bodies:
+                self.bodies[server.uid] = encode(build_event(server, server.event_id))
+        return wanted
+
+
+@dataclass
+class Offer:
+    """Queueing yet to be done: `servers` to match, for a transition decided at `decided`."""
+
+    servers: int
+    decided: datetime
+    run: Callable[[], None]
 
 
 class Notifier:
@@ -80,6 +120,8 @@ class Notifier:
         self.channels: dict[SubscriptionKey, Channel] = {}  # the served subscriptions, while delivering
         self.by_namespace: dict[str, set[str]] = {}
         self.delivering = False
+        self._offers: deque[Offer] = deque()  # in order; the first runs next
+        self._offering: asyncio.Handle | None = None  # the next slice, while offers are left
         self._background: set[asyncio.Task[Any]] = set()
         self._refresher: asyncio.Task[None] | None = None
         self.informers = [Informer(client, HOST_STATUS_SUBSCRIPTIONS, ns) for ns in (namespaces or [None])]
@@ -102,7 +144,17 @@ class Notifier:
         return True
 
     def pending(self) -> int:
-        return sum(channel.pending for channel in self.channels.values())
+        """Events queued, and servers still to be matched (each an event, at most)."""
+        return sum(channel.pending for channel in self.channels.values()) + sum(o.servers for o in self._offers)
+
+    def _unoffered_since(self) -> datetime | None:
+        """When the oldest transition not yet offered to every subscription (unrecorded, or still to be
+        queued) was decided: no subscription acknowledges through it."""
+        times = [offer.decided for offer in self._offers]
+        unrecorded = self.fleet.oldest_unrecorded()
+        if unrecorded is not None:
+            times.append(unrecorded)
+        return min(times, default=None)
 
     # -- leadership -----------------------------------------------------------------------
     async def start_delivering(self) -> None:
@@ -116,11 +168,13 @@ class Notifier:
         for namespace in list(self.bodies):
             self._serve(namespace)
         self._refresher = asyncio.create_task(self._refresh_keys(), name="refresh signing keys")
-        redelivered = 0
-        for transition in self.fleet.recorded_transitions():
-            redelivered += self._offer_host_transition(transition, self._by_namespace(transition))
+        transitions = self.fleet.recorded_transitions()
+        for transition in transitions:
+            self._offer_host_transition(transition, self._by_namespace(transition))
         logger.info(
-            "delivering notifications: %d subscriptions, %d events redelivered", len(self.channels), redelivered
+            "delivering notifications: %d subscriptions, %d recorded host transitions offered again",
+            len(self.channels),
+            len(transitions),
         )
 
     async def stop_delivering(self) -> None:
@@ -129,6 +183,10 @@ class Notifier:
         if not self.delivering:
             return
         self.delivering = False
+        self._offers.clear()  # not acknowledged: whoever delivers next offers them again
+        if self._offering is not None:
+            self._offering.cancel()
+            self._offering = None
         if self._refresher is not None:
             self._refresher.cancel()
             self._refresher = None
@@ -197,7 +255,7 @@ class Notifier:
             self.deliverer,
             body.get("status"),
             created=created,
-            unrecorded_since=self.fleet.oldest_unrecorded,
+            unrecorded_since=self._unoffered_since,
             status_period=self.status_period,
         )
         self.by_namespace.setdefault(spec.namespace, set()).add(spec.name)
@@ -247,15 +305,18 @@ class Notifier:
         task.add_done_callback(self._background.discard)
 
     # -- transitions ----------------------------------------------------------------------
-    def on_host_transition(self, transition: HostTransition, servers: list[ServerTransition]) -> None:
-        """Reconciler.host_transition_listeners: queue the events of every affected server at once."""
+    def on_host_transition(
+        self, transition: HostTransition, servers: list[ServerTransition]
+    ) -> asyncio.Future[None] | None:
+        """Reconciler.host_transition_listeners: queue the events of every affected server; the answer is
+        done once the subscriptions that answer have had a first attempt at each of their requests."""
         if not self.delivering:
-            return  # recorded: start_delivering redelivers it
+            return None  # recorded: start_delivering redelivers it
         by_namespace: dict[str, list[ServerTransition]] = defaultdict(list)
         for server in servers:
             if server.namespace in self.by_namespace:  # the namespace is the boundary
                 by_namespace[server.namespace].append(server)
-        self._offer_host_transition(transition, by_namespace)
+        return self._offer_host_transition(transition, by_namespace)
 
     def _by_namespace(self, transition: HostTransition) -> dict[str, list[ServerTransition]]:
         """A recorded transition's servers: those on its host now, in the served namespaces."""
@@ -267,33 +328,55 @@ class Notifier:
 
     def _offer_host_transition(
         self, transition: HostTransition, by_namespace: Mapping[str, list[ServerTransition]]
-    ) -> int:
-        """Offer to every served subscription that has not acknowledged it; return the events queued."""
-        queued = 0
-        # The cheapest namespaces first: a tenant with many servers and subscriptions on the host does not
-        # hold the queueing of a small tenant's events behind its own. (None on the host: nothing to do.)
+    ) -> asyncio.Future[None]:
+        """Offer to every served subscription (one Offer each), the namespaces with the least to queue
+        first; return when the answering ones have had their first attempts (see FirstAttempts)."""
+        first = FirstAttempts()
+        offers = []
         for namespace, servers in sorted(
             by_namespace.items(), key=lambda item: len(item[1]) * len(self.by_namespace.get(item[0], ()))
         ):
-            names = self.by_namespace.get(namespace, ())
-            bodies: dict[str, bytes] = {}  # one body per server event, shared by the namespace's subscriptions
-            for name in names:
+            events = NamespaceEvents(namespace, servers, self.fleet)
+            for name in sorted(self.by_namespace.get(namespace, ())):
                 channel = self.channels[(namespace, name)]
-                if not channel.acks.wanted(transition.id, transition.time):
-                    continue
-                spec = channel.spec
-                wanted = [
-                    server
-                    for server in servers
-                    if spec.wants(namespace, server.new, self.fleet.labels_of(namespace, server.name))
-                ]
-                for server in wanted:
-                    if server.uid not in bodies:
-                        bodies[server.uid] = encode(build_event(server, server.event_id))
-                requests = self._requests(channel, transition.host, transition.id, transition.time, wanted, bodies)
-                channel.offer_transition(transition.id, transition.time, requests)
-                queued += len(wanted)
-        return queued
+                run = self._offer_to(channel, transition, events, first)
+                offers.append(Offer(len(servers), transition.time, run))
+        offers.append(Offer(0, transition.time, first.one))  # every request counted: done when attempted
+        self._offer(offers)
+        return first.done
+
+    def _offer_to(
+        self, channel: Channel, transition: HostTransition, events: NamespaceEvents, first: FirstAttempts
+    ) -> Callable[[], None]:
+        def run() -> None:
+            if self.channels.get(channel.spec.key) is not channel:
+                return  # removed meanwhile (its events are redelivered to whoever replaces it, if unacknowledged)
+            if not channel.acks.wanted(transition.id, transition.time):
+                return
+            wanted = events.wanted_by(channel.spec)
+            requests = self._requests(channel, transition.host, transition.id, transition.time, wanted, events.bodies)
+            channel.offer_transition(transition.id, transition.time, requests, first if channel.answering else None)
+
+        return run
+
+    def _offer(self, offers: list[Offer]) -> None:
+        """Queue now what fits in this turn's slice, the rest in the next turns (behind what waits)."""
+        self._offers.extend(offers)
+        if self._offering is None:
+            self._offer_slice()
+
+    def _offer_slice(self) -> None:
+        self._offering = None
+        matched = 0
+        while self._offers and matched < OFFER_SLICE:
+            offer = self._offers.popleft()
+            matched += offer.servers
+            try:
+                offer.run()
+            except Exception:  # a bug must not stop the offers behind it
+                logger.exception("queueing notifications failed")
+        if self._offers:
+            self._offering = asyncio.get_running_loop().call_soon(self._offer_slice)
 
     @staticmethod
     def _requests(
@@ -330,16 +413,22 @@ class Notifier:
         names = self.by_namespace.get(transition.namespace)
         if not names:
             return  # the namespace is the boundary: only its own subscriptions are looked at
-        labels = self.fleet.labels_of(transition.namespace, transition.name)
-        bodies: dict[str, bytes] = {}
-        for name in names:
-            channel = self.channels[(transition.namespace, name)]
-            if not channel.spec.wants(transition.namespace, transition.new, labels):
-                continue
-            if not bodies:  # one event (one id, one body) for every subscription that wants it
-                bodies[transition.uid] = encode(build_event(transition, transition.event_id))
-            for queue, pending in self._requests(channel, transition.host, "", transition.time, [transition], bodies):
+        events = NamespaceEvents(transition.namespace, [transition], self.fleet)
+        offers = [
+            Offer(1, transition.time, self._offer_own(self.channels[(transition.namespace, name)], transition, events))
+            for name in sorted(names)
+        ]
+        self._offer(offers)  # behind any host transition's events still to be queued: in order per server
+
+    def _offer_own(self, channel: Channel, transition: ServerTransition, events: NamespaceEvents) -> Callable[[], None]:
+        def run() -> None:
+            if self.channels.get(channel.spec.key) is not channel:
+                return
+            wanted = events.wanted_by(channel.spec)
+            for queue, pending in self._requests(channel, transition.host, "", transition.time, wanted, events.bodies):
                 channel.offer(queue, pending)
+
+        return run
 
     async def stop(self) -> None:
         for informer in self.informers:

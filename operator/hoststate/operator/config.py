@@ -17,6 +17,9 @@ class OperatorConfig:
     service_down_time: float = 60.0
     report_interval: float = 10.0
     fanout_concurrency: int = 64
+    # A host's status writes wait this long at most, from its transition's record, for its tenants' first
+    # delivery attempts (reconciler.py): the tenants' requests do not compete with the fan-out's.
+    notify_first: float = 1.0
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     resync_period: float = 300.0
     lease_namespace: str = DEFAULT_LEASE_NAMESPACE
@@ -58,6 +61,11 @@ OPTIONS = (
     SERVICE_DOWN_TIME,
     REPORT_INTERVAL,
     Option("--fanout-concurrency", "status patches in flight at once", int),
+    Option(
+        "--notify-first",
+        "seconds a host's Server status writes wait at most for its tenants' first delivery attempts (0: none)",
+        float,
+    ),
     Option(
         "--namespace",
         "watch Servers only in this namespace (repeatable; none: every namespace)",
@@ -124,6 +132,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def from_arguments(args: argparse.Namespace) -> OperatorConfig:
     if args.service_down_time <= 0 or args.report_interval <= 0 or args.fanout_concurrency < 1:
         raise SystemExit("--service-down-time, --report-interval and --fanout-concurrency must be positive")
+    if args.notify_first < 0:
+        raise SystemExit("--notify-first must be 0 or more")
     if args.evacuation_concurrency < 0 or not 0 <= args.evacuation_storm_threshold <= 1 or args.evacuation_timeout <= 0:
         raise SystemExit(
             "--evacuation-concurrency >= 0, --evacuation-storm-threshold in [0, 1], --evacuation-timeout > 0"

@@ -8,15 +8,17 @@ when it runs, so a burst of changes converges to the last one.
 Tenants are told from the decision, not from the writes: when a host's status changes (a
 force-down seen, a heartbeat deadline passed, a disable), the transition is decided at once for
 every server on the host from the indexes, recorded in the ComputeService's status (one write per
-host transition), and then handed to the host transition listeners, while the servers' status
-writes follow at the API server's pace.
+host transition), and then handed to the host transition listeners. Only then do the servers' status
+writes start, and they first wait (at most `notify_first` seconds) until the listeners say the tenants
+were told: a tenant's requests do not queue behind a thousand status writes on this core and at the
+API server, and no Server's status shows a transition its service's status does not record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +43,8 @@ from .config import OperatorConfig
 from .events import EventRecorder, ObjectRef
 from .indexes import ServerIndex, ServerKey, ServerRecord, ServiceIndex, ServiceRecord, is_stale
 
-HostTransitionListener = Callable[[HostTransition, list[ServerTransition]], None]
+# Returns None, or what to wait for before the host's status writes (their tenants told; see Reconciler).
+HostTransitionListener = Callable[[HostTransition, list[ServerTransition]], Awaitable[Any] | None]
 from .status_patches import server_status_patch, service_status_is_current, service_status_patch
 
 logger = logging.getLogger(__name__)
@@ -69,6 +72,14 @@ def recorded_transitions(status: dict[str, Any], host: str) -> list[HostTransiti
     return transitions
 
 
+class HostGate:
+    """Closed while a host has transitions decided and not yet recorded, or recorded and being told."""
+
+    def __init__(self) -> None:
+        self.holds = 0  # one per such transition
+        self.opened = asyncio.Event()
+
+
 def transition_status(transition: HostTransition) -> dict[str, str]:
     return {
         "id": transition.id,
@@ -87,7 +98,9 @@ class Reconciler:
     service, per host fan-out and per server at a time, at most `fanout_concurrency` Server
     patches in flight. `clock` gives "now" for liveness (tests pass their own); timers run on the
     event loop's clock. Every Server transition it writes goes to `transition_listeners`; every host
-    transition, once recorded, goes with its servers' transitions to `host_transition_listeners`.
+    transition, once recorded, goes with its servers' transitions to `host_transition_listeners`, and
+    the host's Server writes wait for what those return (an awaitable: the tenants told), at most
+    `config.notify_first` seconds from the record.
     """
 
     def __init__(
@@ -115,8 +128,11 @@ class Reconciler:
         # Called for every Server transition the operator writes; must not block (queue the work).
         self.transition_listeners: list[Callable[[ServerTransition], None]] = []
         # Called for every host transition once recorded in its service's status, with the transitions
-        # of the servers on the host at the decision; must not block either.
+        # of the servers on the host at the decision; must not block either. What one returns (an
+        # awaitable) holds the host's status writes until done, or `config.notify_first` seconds.
         self.host_transition_listeners: list[HostTransitionListener] = []
+        self._gates: dict[str, HostGate] = {}  # host -> its gate, while closed
+        self._telling: set[asyncio.Task[None]] = set()
         self._decided: dict[str, str] = {}  # service name -> the host status last decided
         # Decided, not yet recorded in the service's status (their events wait for the record).
         self._unrecorded: dict[str, list[tuple[HostTransition, list[ServerTransition]]]] = {}
@@ -185,6 +201,7 @@ class Reconciler:
                 self._announced[server.key] = new
                 servers.append(transition.for_server(*server.key, server.uid, told))
         self._unrecorded.setdefault(record.name, []).append((transition, servers))
+        self._gates.setdefault(record.host, HostGate()).holds += 1
 
     def forget_decisions(self) -> None:
         """On becoming the leader, before the resync: decide again from what the services' statuses
@@ -193,6 +210,14 @@ class Reconciler:
         self._decided.clear()
         self._unrecorded.clear()
         self._announced.clear()
+        self._open_gates()
+
+    def _open_gates(self) -> None:
+        for task in self._telling:
+            task.cancel()
+        gates, self._gates = self._gates, {}
+        for gate in gates.values():
+            gate.opened.set()
 
     def _release(self, name: str, count: int) -> None:
         """The first `count` unrecorded transitions of a service are recorded (or cannot be): tell."""
@@ -201,11 +226,41 @@ class Reconciler:
         if unrecorded[count:]:
             self._unrecorded[name] = unrecorded[count:]
         for transition, servers in released:
+            told = []
             for listener in self.host_transition_listeners:
                 try:
-                    listener(transition, servers)
+                    answer = listener(transition, servers)
                 except Exception:  # a listener's bug must not stop the others
                     logger.exception("host transition listener failed")
+                    continue
+                if answer is not None:
+                    told.append(asyncio.ensure_future(answer))
+            if not told:
+                self._open(transition.host)
+                continue
+            task = asyncio.create_task(self._open_when_told(transition.host, told), name=f"tell {transition.id}")
+            self._telling.add(task)
+            task.add_done_callback(self._telling.discard)
+
+    async def _open_when_told(self, host: str, told: list[asyncio.Future[Any]]) -> None:
+        """The host's writes wait for the tenants, not for ever: a hanging webhook holds them `notify_first`."""
+        await asyncio.wait(told, timeout=self.config.notify_first)
+        self._open(host)
+
+    def _open(self, host: str) -> None:
+        gate = self._gates.get(host)
+        if gate is None:
+            return
+        gate.holds -= 1
+        if gate.holds <= 0:
+            del self._gates[host]
+            gate.opened.set()
+
+    async def _told(self, host: str) -> None:
+        """Until the host's transitions are recorded and told (see HostGate)."""
+        gate = self._gates.get(host)
+        if gate is not None:
+            await gate.opened.wait()
 
     def _last_transition(self, host: str) -> HostTransition | None:
         """The host's last transition, decided or recorded."""
@@ -374,6 +429,7 @@ class Reconciler:
         self._jobs.request(("host", host), lambda: self._fanout(host))
 
     async def _fanout(self, host: str) -> None:
+        await self._told(host)
         desired = self.desired_host_status(host).value
         stale = []
         for record in self.servers.on_host(host):
@@ -397,6 +453,9 @@ class Reconciler:
             ) from failures[0]  # a NotLeader cause makes the Coalescer drop the job
 
     async def _patch_server(self, key: ServerKey) -> None:
+        record = self.servers.by_key.get(key)
+        if record is not None:
+            await self._told(record.host)  # a Server's own write too: never ahead of its host's record
         async with self._patches:
             record = self.servers.by_key.get(key)
             if record is None:
@@ -476,4 +535,5 @@ class Reconciler:
     async def stop(self) -> None:
         for name in list(self._timers):
             self._cancel_timer(name)
+        self._open_gates()
         await self._jobs.cancel()
