@@ -1,14 +1,17 @@
 """Memory per server and time to ready after a restart, for the operator and the facade.
 
 The fleet grows in steps (10k, 30k, 100k servers by default; 100 per host, spread over 10 tenant
-namespaces) on one local control plane. At each step both processes are restarted, and for each:
-the seconds from its start to /readyz answering 200 (every informer has listed), its RSS then, and
-its RSS a few seconds later (once the start-up's garbage has settled). Every host is forced down,
+namespaces) on one local control plane. At each step both processes are restarted (`--restarts`
+times, 3 by default), and for each: the seconds from its start to /readyz answering 200 (every
+informer has listed; p50 and the slowest), the CPU seconds it used until then (what load on the
+machine changes least), its RSS then, and its RSS a few seconds later (once the start-up's garbage
+has settled), with the load average at each restart. Every host is forced down,
 so every server's hostStatus is DOWN and stays so without agents: the processes restart into a
 converged fleet, as after a rolling update. The creation time of each step counts until the
 operator has set every new server's hostStatus.
 
-Run: `python -m bench.memory [--sizes 10000 30000 100000]` (figures in bench/results/memory.json).
+Run: `python -m bench.memory [--sizes 10000 30000 100000] [--restarts 3]` (figures in
+bench/results/memory.json).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import statistics
 import time
 
 import aiohttp
@@ -26,9 +31,19 @@ from hoststate.devcluster.processes import HoststateProcess
 from hoststate.kube import COMPUTE_SERVICES
 from hoststate.resources.computeservice import service_name
 
-from .harness import ServerWatch, Stack, create_servers, process_rss_mib, progress, save, say
+from .harness import (
+    ServerWatch,
+    Stack,
+    create_servers,
+    process_cpu_seconds,
+    process_rss_mib,
+    progress,
+    save,
+    say,
+)
 
 SIZES = (10_000, 30_000, 100_000)
+RESTARTS = 3
 SERVERS_PER_HOST = 100
 TENANTS = 10
 SETTLE_SECONDS = 5.0
@@ -77,17 +92,32 @@ async def ready(process: HoststateProcess, port: int, started: float, timeout: f
 
 
 async def restarted(stack: Stack, name: str, args: list[str], port: int) -> tuple[HoststateProcess, dict]:
+    load = os.getloadavg()[0]
     started = time.monotonic()
     process = stack.spawn(name, *args)
     seconds = await ready(process, port, started)
-    rss_ready = process_rss_mib(process.pid)
+    cpu, rss_ready = process_cpu_seconds(process.pid), process_rss_mib(process.pid)
     await asyncio.sleep(SETTLE_SECONDS)
     figures = {
         "seconds_to_ready": round(seconds, 2),
+        "cpu_seconds_to_ready": round(cpu, 2),
         "rss_mib_at_ready": round(rss_ready, 1),
         "rss_mib_settled": round(process_rss_mib(process.pid), 1),
+        "load_average": round(load, 1),
     }
     return process, figures
+
+
+def restarts_summary(runs: list[dict]) -> dict:
+    """The restarts of one process at one size: p50 and slowest time to ready, the largest RSS."""
+    seconds = [run["seconds_to_ready"] for run in runs]
+    return {
+        "seconds_to_ready": round(statistics.median(seconds), 2),
+        "seconds_to_ready_max": max(seconds),
+        "cpu_seconds_to_ready": round(statistics.median(run["cpu_seconds_to_ready"] for run in runs), 2),
+        "rss_mib_settled": max(run["rss_mib_settled"] for run in runs),
+        "runs": runs,
+    }
 
 
 def operator_args(port: int) -> list[str]:
@@ -98,8 +128,8 @@ def facade_args(port: int) -> list[str]:
     return ["facade", "--host=127.0.0.1", f"--port={free_port()}", f"--metrics-port={port}"]
 
 
-async def run(sizes: tuple[int, ...] = SIZES) -> dict:
-    """Figures per fleet size: creation time, and each process's time to ready and RSS after a restart."""
+async def run(sizes: tuple[int, ...] = SIZES, restarts: int = RESTARTS) -> dict:
+    """Figures per fleet size: creation time, and each process's time to ready and RSS after restarts."""
     stack = await Stack.start()
     results: dict = {"servers_per_host": SERVERS_PER_HOST, "tenants": TENANTS, "sizes": {}}
     try:
@@ -120,14 +150,17 @@ async def run(sizes: tuple[int, ...] = SIZES) -> dict:
                 "created_servers": (wanted - hosts) * SERVERS_PER_HOST,
             }
             hosts = wanted
-            operator.stop()
-            operator, figures["operator"] = await restarted(
-                stack, "operator", operator_args(operator_port), operator_port
-            )
-            facade_port = free_port()
-            facade, figures["facade"] = await restarted(stack, "facade", facade_args(facade_port), facade_port)
-            facade.stop()
-            say(f"memory: {size} servers: {json.dumps(figures)}")
+            runs: dict[str, list[dict]] = {"operator": [], "facade": []}
+            for _ in range(restarts):
+                operator.stop()
+                operator, figures_once = await restarted(stack, "operator", operator_args(operator_port), operator_port)
+                runs["operator"].append(figures_once)
+                facade_port = free_port()
+                facade, figures_once = await restarted(stack, "facade", facade_args(facade_port), facade_port)
+                facade.stop()
+                runs["facade"].append(figures_once)
+                say(f"memory: {size} servers: {json.dumps({name: done[-1] for name, done in runs.items()})}")
+            figures |= {name: restarts_summary(done) for name, done in runs.items()}
             results["sizes"][size] = figures
         operator.stop()
         await watch.stop()
@@ -142,8 +175,10 @@ def table(results: dict) -> list[str]:
         op, fa = figures["operator"], figures["facade"]
         lines.append(
             f"{int(size):,} servers (created in {figures['creation_seconds']:.0f} s): "
-            f"operator ready {op['seconds_to_ready']:.1f} s, {op['rss_mib_settled']:.0f} MiB; "
-            f"facade ready {fa['seconds_to_ready']:.1f} s, {fa['rss_mib_settled']:.0f} MiB"
+            f"operator ready {op['seconds_to_ready']:.1f} s (slowest {op['seconds_to_ready_max']:.1f} s), "
+            f"{op['rss_mib_settled']:.0f} MiB; "
+            f"facade ready {fa['seconds_to_ready']:.1f} s (slowest {fa['seconds_to_ready_max']:.1f} s), "
+            f"{fa['rss_mib_settled']:.0f} MiB"
         )
     return lines
 
@@ -151,8 +186,9 @@ def table(results: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.memory")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--restarts", type=int, default=RESTARTS, help="restarts of each process at each size")
     args = parser.parse_args()
-    say(f"saved to {save(asyncio.run(run(tuple(args.sizes))), 'memory.json')}")
+    say(f"saved to {save(asyncio.run(run(tuple(args.sizes), args.restarts)), 'memory.json')}")
 
 
 if __name__ == "__main__":
