@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from sys import intern  # keys: always strings
 from typing import Any
 
 from ..domain import HostStatus, ServiceFacts, effective_service_down_time, host_status, service_is_up
@@ -41,11 +42,11 @@ def cached_server(obj: Obj) -> Obj:
     views read of them (the server's updated_at).
     """
     meta, spec, status = obj["metadata"], obj.get("spec"), obj.get("status")
-    slim_meta = {interned(key): value for key, value in meta.items() if key != "managedFields"}
+    slim_meta = {intern(key): value for key, value in meta.items() if key != "managedFields"}
     slim_meta["namespace"] = interned(meta.get("namespace"))
     if times := [entry["time"] for entry in meta.get("managedFields") or () if entry.get("time")]:
         slim_meta["managedFields"] = [{"time": max(times, key=parse_time)}]
-    slim = {interned(key): interned(value) for key, value in obj.items()}  # apiVersion and kind: the same in all
+    slim = {intern(key): interned(value) for key, value in obj.items()}  # apiVersion and kind: the same in all
     slim["metadata"] = slim_meta
     if isinstance(spec, dict):
         slim["spec"] = _with_shared_strings(spec, SHARED_SPEC_FIELDS)
@@ -63,7 +64,7 @@ SHARED_STATUS_FIELDS = frozenset({"hostStatus", "hostStatusChangedTime"})
 
 
 def _with_shared_strings(fields: Obj, shared: frozenset[str]) -> Obj:
-    return {interned(key): interned(value) if key in shared else value for key, value in fields.items()}
+    return {intern(key): interned(value) if key in shared else value for key, value in fields.items()}
 
 
 @dataclass(frozen=True, slots=True)
