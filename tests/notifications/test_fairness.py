@@ -153,6 +153,10 @@ async def test_a_transition_beyond_the_bounds_is_dropped_in_one_count_and_acknow
     down = host_transition("UP", "DOWN", 1)
     notifier.on_host_transition(down, [down.for_server(*s.key, s.uid) for s in fleet.servers["h1"]])
     assert (channel.pending, channel.state.dropped, channel.state.failed) == (3, 2, 2)
+    up = host_transition("DOWN", "UP", 2)
+    notifier.on_host_transition(up, [up.for_server(*s.key, s.uid) for s in fleet.servers["h1"]])
+    assert (channel.pending, channel.state.dropped) == (3, 7)  # full: all five dropped, none made a request
+    assert not channel.acks.wanted(up.id, up.time)
     notifier.deliverer.hanging.set()  # type: ignore[attr-defined]
     await drained(notifier)
     # The three delivered, the two dropped (given up): acknowledged, not offered again.

@@ -333,11 +333,14 @@ class Channel:
         decided: datetime,
         requests: list[tuple[str, Pending]],
         first: FirstAttempts | None = None,
+        *,
+        dropped: int = 0,
     ) -> None:
         """Queue the requests (queue, request) of a host transition; none: nothing of it is for this
         subscription (acknowledged at once, written with the next status write). `first` is told of each
-        request's first attempt. Those beyond the bounds are dropped in one count (see offer)."""
-        queued = dropped = 0
+        request's first attempt. Those beyond the bounds, and `dropped` events more (not made into
+        requests: the queue was `full`), are dropped in one count (see offer)."""
+        queued = 0
         for queue, pending in requests:  # no await: no worker runs before the counts below are set
             if self._has_room(pending):
                 pending.first = first
@@ -360,6 +363,10 @@ class Channel:
             return False
         self._queue(queue, pending)
         return True
+
+    @property
+    def full(self) -> bool:
+        return self.pending >= self.max_pending or self.pool.queued >= NAMESPACE_MAX_PENDING
 
     def _has_room(self, pending: Pending) -> bool:
         return self.pending + pending.events <= self.max_pending and self.pool.queued < NAMESPACE_MAX_PENDING

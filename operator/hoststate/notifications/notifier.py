@@ -67,14 +67,14 @@ class FleetView(Protocol):
 
 class NamespaceEvents:
     """A host transition's servers in one namespace, shared by its subscriptions: each server's labels
-    are looked up once and each event encoded once (one id, one body for every subscription)."""
+    are looked up, its event id computed (a UUIDv5) and its event encoded once, not per subscription."""
 
     def __init__(self, namespace: str, servers: list[ServerTransition], fleet: FleetView) -> None:
         self.namespace = namespace
         self.servers = servers
         self.fleet = fleet
         self._labels: list[Mapping[str, str] | None] | None = None
-        self.bodies: dict[str, bytes] = {}
+        self.bodies: dict[str, tuple[str, bytes]] = {}  # server uid -> (event id, body)
 
     def wanted_by(self, spec: SubscriptionSpec) -> list[ServerTransition]:
         if self._labels is None:
@@ -84,7 +84,8 @@ class NamespaceEvents:
         ]
         for server in wanted:
             if server.uid not in self.bodies:
-                self.bodies[server.uid] = encode(build_event(server, server.event_id))
+                event_id = server.event_id
+                self.bodies[server.uid] = (event_id, encode(build_event(server, event_id)))
         return wanted
 
 
@@ -354,6 +355,9 @@ class Notifier:
             if not channel.acks.wanted(transition.id, transition.time):
                 return
             wanted = events.wanted_by(channel.spec)
+            if channel.full:  # dropped in one count, without making the requests
+                channel.offer_transition(transition.id, transition.time, [], dropped=len(wanted))
+                return
             requests = self._requests(channel, transition.host, transition.id, transition.time, wanted, events.bodies)
             channel.offer_transition(transition.id, transition.time, requests, first if channel.answering else None)
 
@@ -385,17 +389,17 @@ class Notifier:
         transition_id: str,
         decided: datetime,
         servers: list[ServerTransition],
-        bodies: Mapping[str, bytes],
+        bodies: Mapping[str, tuple[str, bytes]],
     ) -> list[tuple[str, Pending]]:
         """(queue, request) pairs: one per server, or batches on the host's queue."""
         if not channel.batched:
-            return [(s.uid, Pending(s.event_id, bodies[s.uid], decided, transition_id)) for s in servers]
+            return [(s.uid, Pending(*bodies[s.uid], decided, transition_id)) for s in servers]
         return [
             (
                 f"host/{host}",
                 Pending(
                     transition_id or chunk[0].event_id,
-                    encode_batch([bodies[s.uid] for s in chunk]),
+                    encode_batch([bodies[s.uid][1] for s in chunk]),
                     decided,
                     transition_id,
                     events=len(chunk),
