@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 from hoststate.facade.cache import cached_server
 from hoststate.facade.views import servers as views
@@ -59,3 +60,11 @@ def test_servers_share_their_repeated_strings() -> None:
     assert first["metadata"]["namespace"] is second["metadata"]["namespace"]
     assert first["spec"]["host"] is second["spec"]["host"]
     assert first["status"]["hostStatus"] is second["status"]["hostStatus"]
+
+
+def test_servers_decoded_one_by_one_share_their_keys() -> None:
+    """Each Server of a watch list is decoded from its own event: its keys are copies of their own."""
+    first, second = (cached_server(json.loads(json.dumps(server(name)))) for name in ("vm1", "vm2"))
+    for part in ("metadata", "spec", "status"):
+        assert [id(key) for key in first[part]] == [id(key) for key in second[part]]
+    assert [id(key) for key in first] == [id(key) for key in second]
