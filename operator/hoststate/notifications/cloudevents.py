@@ -14,7 +14,6 @@ same events, signed as a whole. The body carries
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from typing import Any
@@ -68,7 +67,7 @@ def encode_batch(bodies: list[bytes]) -> bytes:
 
 def sign(key: bytes, body: bytes) -> str:
     """The signature header's value: sha256=<hex of HMAC-SHA256(key, body)>."""
-    return SIGNATURE_PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest()
+    return SIGNATURE_PREFIX + hmac.digest(key, body, "sha256").hex()  # one C call: an attempt's CPU counts
 
 
 def verify(key: bytes, body: bytes, signature: str | None) -> bool:

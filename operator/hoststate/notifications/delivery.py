@@ -57,6 +57,7 @@ NAMESPACE_MAX_PENDING = 50_000  # events queued per namespace
 # writes do not wait for its first attempts (reconciler.py's notify_first).
 ANSWER_WINDOW = 1.0
 USER_AGENT = "hoststate-notifier"
+REFUSALS_CACHED = 4096  # URLs whose refusal (or none) is kept: the served subscriptions' at most, usually
 
 
 def utcnow() -> datetime:
@@ -151,6 +152,7 @@ class Deliverer:
         self.egress = egress or EgressPolicy()
         self.resolver = resolver
         self.pools: dict[str, NamespacePool] = {}
+        self._refusals: dict[str, Failure | None] = {}  # url -> url_refusal's answer (a tenth of an attempt's CPU)
 
     def pool(self, namespace: str) -> NamespacePool:
         """The namespace's pool, for one more subscription (give it back with release())."""
@@ -195,6 +197,13 @@ class Deliverer:
 
     def url_refusal(self, url: str) -> Failure | None:
         """Why no event will go to `url`, as far as the URL shows (its name is judged when connecting)."""
+        if url not in self._refusals:
+            if len(self._refusals) >= REFUSALS_CACHED:
+                self._refusals.clear()
+            self._refusals[url] = self._url_refusal(url)
+        return self._refusals[url]
+
+    def _url_refusal(self, url: str) -> Failure | None:
         problem = url_problem(url)
         if problem:
             return Failure(INVALID_URL.category, problem, retryable=False)
