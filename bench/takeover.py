@@ -8,20 +8,44 @@ alive (the write path without a takeover). After each repetition a new replica i
 for (ready: warm), so that every takeover starts from two replicas. Defaults: lease duration 2 s,
 renew deadline 1.5 s, retry period 0.25 s. Targets: SIGKILL <= 3 s, SIGTERM < 1 s.
 `python -m bench.takeover` runs it alone on a local stack.
+
+`flapping` (`python -m bench.takeover --flapping`): does one replica with the default 2 s lease keep
+it under load? It runs as the manifests' ServiceAccount (the admin token is exempt from API Priority
+and Fairness), with a tenant subscribed per server, and forces a host of 1,000 servers down and up
+again and again (each cycle waits for every status and every event) while `--burn` processes spin
+on the CPU; leadership losses and regains are counted without the manifests' FlowSchemas (the
+election in the `workload-low` level with the fan-out, as any ServiceAccount's requests) and then
+with them, in the same run. Beside them, from the API server's metrics over each case: the requests
+that waited in APF's queues (by FlowSchema) and how long the Lease requests took there, over 0.1 s
+and over 1 s, which tells the API server's share of a renewal's time from the operator's.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
 import signal
+import ssl
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench.harness import ServerWatch, Stack, create_servers, create_services, say, summary
+from bench.notifications_delivery import subscribe, tenant, uids
+from bench.scenarios import notified
+from hoststate.devcluster import free_port
 from hoststate.devcluster.processes import HoststateProcess, answers_ok, candidate_identity
+from hoststate.devcluster.receiver import WebhookReceiver
 from hoststate.devcluster.scraper import scrape, total
+from hoststate.devcluster.stack import MANIFESTS_DIR, operator_kubeconfig
 from hoststate.kube import COMPUTE_SERVICES, SERVERS
 from hoststate.resources.computeservice import service_name
 
@@ -33,6 +57,19 @@ TARGET_KILL_S = 3.0
 TARGET_STOP_S = 1.0
 
 Replica = tuple[HoststateProcess, int]  # the process and its metrics port
+
+FLAP_HOST = "flap-1"
+FLAP_NAMESPACE = "bench-flap"
+FLAP_SERVERS = 1000
+FLAP_CYCLES = 10  # force-down and force-up: 20 fan-outs of FLAP_SERVERS
+FLAP_BURNERS = 2  # processes spinning on the CPU meanwhile (this machine has 2 cores)
+FLAP_FLAGS = (
+    "--service-down-time=30",
+    "--report-interval=10",
+    "--fanout-concurrency=64",
+    "--resync-period=600",
+    "--webhook-allow-cidr=127.0.0.1/32",
+)  # the election's durations are the defaults: lease 2 s, renew deadline 1.5 s, retry 0.25 s
 
 
 def identity(process: HoststateProcess) -> str:
@@ -177,6 +214,140 @@ async def takeover(stack: Stack, repetitions: int = REPETITIONS) -> dict[str, An
     }
 
 
+def start_operator(stack: Stack, kubeconfig: Path, *flags: str) -> Replica:
+    """An operator replica with the identity of `kubeconfig`."""
+    port = free_port()
+    process = HoststateProcess(["operator", f"--metrics-port={port}", *flags], kubeconfig, "operator").start()
+    stack.processes.append(process)
+    process.wait_for_output("hoststate operator started", timeout=120)
+    return process, port
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+# Histograms of the API server: what waited in API Priority and Fairness's queues (by FlowSchema),
+# and how long Lease requests took from their arrival to their answer (the election's, and an agent's
+# heartbeat every 2 s).
+APF_WAIT = "apiserver_flowcontrol_request_wait_duration_seconds_bucket"
+APF_FLOW_SCHEMAS = ("service-accounts", "hoststate-operator-leader-election", "hoststate-operator-status-fan-out")
+REQUEST_DURATION = "apiserver_request_duration_seconds_bucket"
+LEASE_VERBS = ("GET", "PATCH")
+
+
+def api_server_waits(stack: Stack) -> dict[str, dict[str, float]]:
+    """Requests, and those over 0.1 s and over 1 s (cumulative, from the API server's /metrics):
+    waiting in APF's queues by FlowSchema, and answering the Lease requests by verb."""
+    cluster = stack.cluster
+    request = urllib.request.Request(
+        f"{cluster.server}/metrics", headers={"Authorization": f"Bearer {cluster.admin_token}"}
+    )
+    context = ssl.create_default_context(cafile=str(cluster.ca_file))
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        text = response.read().decode()
+    # Its own labels, not the scraper's series keys: some of the API server's metrics have a label `name`.
+    samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+    def counted(histogram: str, labels: dict[str, str], le: str) -> float:
+        wanted = {**labels, "le": le}
+        return sum(
+            s.value
+            for s in samples
+            if s.name == histogram and all(s.labels.get(key) == value for key, value in wanted.items())
+        )
+
+    def spread(histogram: str, **labels: str) -> dict[str, float]:
+        every = counted(histogram, labels, "+Inf")
+        return {
+            "requests": every,
+            "over_0.1_s": every - counted(histogram, labels, "0.1"),
+            "over_1_s": every - counted(histogram, labels, "1"),
+        }
+
+    waits = {f"apf_queue:{s}": spread(APF_WAIT, flow_schema=s) for s in APF_FLOW_SCHEMAS}
+    for verb in LEASE_VERBS:
+        waits[f"lease_{verb}"] = spread(REQUEST_DURATION, resource="leases", scope="resource", verb=verb)
+    return waits
+
+
+def waits_since(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {schema: {k: after[schema][k] - before[schema][k] for k in after[schema]} for schema in after}
+
+
+async def flap_cycles(
+    replica: Replica,
+    watch: ServerWatch,
+    receiver: WebhookReceiver,
+    cycles: int,
+    stack: Stack,
+    keys: list[tuple[str, str]],
+    server_ids: set[str],
+) -> dict[str, Any]:
+    """Force the host down and up `cycles` times, each to the last status and the last event; the
+    leadership losses and regains of `replica` meanwhile, and the load average."""
+    await wait_until(lambda: leading(replica), "the replica to lead", timeout=120)
+    queued = await asyncio.to_thread(api_server_waits, stack)
+    regained = total(scrape(f"http://127.0.0.1:{replica[1]}/metrics"), "hoststate_leader_transitions_total")
+    lost = replica[0].output().count("no longer leads")
+    loads, seconds = [], []
+    for cycle in range(cycles):
+        for forced, target in ((True, "DOWN"), (False, "UP")):
+            receiver.clear()
+            written = watch.expect(keys, target)
+            started = time.time()
+            await stack.client.patch(COMPUTE_SERVICES, service_name(FLAP_HOST), {"spec": {"forcedDown": forced}})
+            await asyncio.wait_for(written, 180)
+            await notified(receiver, server_ids, target, started, timeout=180)
+            seconds.append(time.time() - started)
+            loads.append(load_average())
+        say(f"flapping: cycle {cycle + 1}/{cycles}, load average {loads[-1]:.1f}")
+    await wait_until(lambda: leading(replica), "the replica to lead again", timeout=120)
+    return {
+        "cycles": cycles,
+        "leadership_lost": replica[0].output().count("no longer leads") - lost,
+        "leadership_regained": total(
+            scrape(f"http://127.0.0.1:{replica[1]}/metrics"), "hoststate_leader_transitions_total"
+        )
+        - regained,
+        "fan_out_to_last_event_s": summary(seconds),
+        "load_average_1m": summary(loads),
+        "api_server_waits": waits_since(queued, await asyncio.to_thread(api_server_waits, stack)),
+    }
+
+
+async def flapping(stack: Stack, cycles: int = FLAP_CYCLES, burners: int = FLAP_BURNERS) -> dict[str, Any]:
+    """One replica with the default election under load, without and then with the FlowSchemas."""
+    await tenant(stack.client, stack, FLAP_NAMESPACE)
+    await create_services(stack.client, [FLAP_HOST])
+    keys = await create_servers(stack.client, FLAP_NAMESPACE, FLAP_HOST, FLAP_SERVERS, "vm")
+    server_ids = await uids(stack.client, keys)
+    stack.agent([FLAP_HOST], 2.0)
+    directory = Path(tempfile.mkdtemp(prefix="hoststate-flapping-"))
+    kubeconfig = await asyncio.to_thread(operator_kubeconfig, stack.kubectl, directory, [FLAP_NAMESPACE])
+    flow_schemas = str(MANIFESTS_DIR / "flowschemas.yaml")
+    watch = ServerWatch(stack.client)
+    await watch.start()
+    results: dict[str, Any] = {"servers": FLAP_SERVERS, "burners": burners}
+    spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(burners)]
+    try:
+        with WebhookReceiver() as receiver:
+            for case, command in (("without_flow_schemas", "delete"), ("with_flow_schemas", "apply")):
+                await asyncio.to_thread(stack.kubectl, command, "-f", flow_schemas)
+                replica = await asyncio.to_thread(start_operator, stack, kubeconfig, *FLAP_FLAGS)
+                if case == "without_flow_schemas":  # Ready once an operator runs
+                    await subscribe(stack.client, FLAP_NAMESPACE, "flap", receiver.url)
+                results[case] = await flap_cycles(replica, watch, receiver, cycles, stack, keys, server_ids)
+                say(f"flapping, {case}: {results[case]['leadership_lost']} losses")
+                await asyncio.to_thread(replica[0].stop)
+    finally:
+        for process in spinning:
+            process.kill()
+            process.wait()
+        await watch.stop()
+    return results
+
+
 async def main(repetitions: int = REPETITIONS) -> dict[str, Any]:
     stack = await Stack.start()
     try:
@@ -200,7 +371,23 @@ def table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+async def main_flapping(cycles: int, burners: int) -> dict[str, Any]:
+    stack = await Stack.start()
+    try:
+        return await flapping(stack, cycles, burners)
+    finally:
+        await stack.stop()
+
+
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="leader takeover, or leadership flapping under load")
+    parser.add_argument("--flapping", action="store_true", help="count one replica's leadership losses under load")
+    parser.add_argument("--cycles", type=int, default=FLAP_CYCLES)
+    parser.add_argument("--burn", type=int, default=FLAP_BURNERS, help="processes spinning on the CPU meanwhile")
+    options = parser.parse_args()
+    if options.flapping:
+        say(json.dumps(asyncio.run(main_flapping(options.cycles, options.burn)), indent=2))
+        sys.exit(0)
     results = asyncio.run(main())
     say(json.dumps(results, indent=2))
     met = (
