@@ -129,12 +129,14 @@ class Fleet:
         return status.get("recentTransitions") or []
 
     def notified(self, expected: str) -> None:
-        """Every server got its event of the host's last transition, recorded since the last force-down,
-        to `expected` (waited for); each event to `expected` since then carries the id of a recorded
-        transition of its server (a duplicate, sent again after a fault, has the same id)."""
-        new = [t for t in self.transitions() if t["id"] not in self.recorded]
-        assert new and new[-1]["newHostStatus"] == expected, new
-        final = {server_event_id(new[-1]["id"], uid, expected) for uid in self.uids}
+        """Every server got its event of the host's last transition to `expected` recorded since the last
+        force-down (waited for); each event to `expected` since then carries the id of such a transition
+        for its server (a duplicate, sent again after a fault, has the same id)."""
+        recorded = [
+            t["id"] for t in self.transitions() if t["id"] not in self.recorded and t["newHostStatus"] == expected
+        ]
+        assert recorded, f"no transition to {expected} recorded"
+        final = {server_event_id(recorded[-1], uid, expected) for uid in self.uids}
 
         def missing() -> set[str]:
             return final - {r.event["id"] for r in self.receiver.with_status(expected)}
@@ -142,11 +144,10 @@ class Fleet:
         wait_for(
             lambda: not missing(), timeout=CONVERGENCE_BOUND, interval=0.2, what=f"every server's {expected} event"
         )
-        allowed = {t["id"] for t in new if t["newHostStatus"] == expected}
         for received in self.receiver.with_status(expected):
             uid = received.data["server_id"]
             assert uid in self.uids
-            assert received.event["id"] in {server_event_id(t, uid, expected) for t in allowed}, received.data
+            assert received.event["id"] in {server_event_id(t, uid, expected) for t in recorded}, received.data
 
     # -- the fleet, read from the API server ---------------------------------------------------
     def force_down(self, down: bool) -> str:
