@@ -288,10 +288,11 @@ class ServerWatch:
 async def host_status_seen(client: KubeClient, name: str, target: str, timeout: float) -> float:
     """The wall time a watch shows the ComputeService `name` with hostStatus `target` (at once if it
     already does): a watch, not polling, so that looking adds no load at the moment measured."""
-    service = await client.get(COMPUTE_SERVICES, name)
-    if (service.get("status") or {}).get("hostStatus") == target:
+    # A list's version, not the object's: an object unchanged for long has a version compacted away (410).
+    listing = await client.list(COMPUTE_SERVICES, fieldSelector=f"metadata.name={name}")
+    if any((item.get("status") or {}).get("hostStatus") == target for item in listing["items"]):
         return time.time()
-    version = service["metadata"]["resourceVersion"]
+    version = listing["metadata"]["resourceVersion"]
     async with contextlib.aclosing(client.watch(COMPUTE_SERVICES, version, timeout_seconds=round(timeout))) as events:
         async for event in events:
             item = event["object"]
