@@ -10,7 +10,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from sys import intern  # keys: always strings
 from typing import Any
 
@@ -19,6 +19,7 @@ from ..domain.hoststatus import COMPUTE_BINARY
 from ..kube import COMPUTE_SERVICES, LEASES, SERVERS, KubeClient
 from ..kube.informer import Informer, interned
 from ..kubetime import parse_kube_time as parse_time
+from ..kubetime import utcnow
 from ..resources.lease import DEFAULT_LEASE_NAMESPACE, lease_heartbeat
 
 Obj = dict[str, Any]
@@ -198,7 +199,7 @@ class ClusterState:
 
     # -- services --------------------------------------------------------------------
     def evaluate(self, obj: Obj, now: datetime | None = None) -> ServiceState:
-        now = now or datetime.now(UTC)
+        now = now or utcnow()
         lease = self.leases.get(obj["metadata"]["name"], self.lease_namespace)
         renewed = None
         if lease is not None:
@@ -212,7 +213,7 @@ class ClusterState:
         return ServiceState(obj=obj, last_heartbeat=last, up=up)
 
     def all_services(self) -> Iterator[ServiceState]:
-        now = datetime.now(UTC)
+        now = utcnow()
         for obj in sorted(self.services.items(), key=lambda o: o["metadata"].get("creationTimestamp", "")):
             yield self.evaluate(obj, now)
 

@@ -35,12 +35,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 
-from ..kubetime import kube_micro_time
+from ..kubetime import kube_micro_time, utcnow
 from .api_resources import LEASES
 from .client import ApiError, KubeClient
 
@@ -113,7 +113,7 @@ class LeaderElector:
         on_started_leading: Callback = _nothing,
         on_stopped_leading: Callback = _nothing,
         clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wall: Callable[[], datetime] = utcnow,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         if problem := timing.problem():

@@ -35,7 +35,7 @@ from ..domain import evacuation as rules
 from ..domain.transitions import ServerTransition
 from ..kube import SERVERS, ApiError, KubeClient
 from ..kube.leader import NotLeader
-from ..kubetime import kube_time, parse_kube_time
+from ..kubetime import kube_time, parse_kube_time_leniently
 from ..prometheus import OperatorMetrics
 from .config import OperatorConfig
 from .events import EventRecorder, ObjectRef
@@ -248,7 +248,7 @@ class Evacuator:
             server_host=tracked.host,
             server_host_status=tracked.host_status,
             target_host_status=self.reconciler.desired_host_status(request.target_host).value,
-            requested=_time(request.requested_time),
+            requested=parse_kube_time_leniently(request.requested_time),
             now=now,
             timeout=self.config.evacuation_timeout,
         )
@@ -391,13 +391,6 @@ class Evacuator:
             text,
             warning=True,
         )
-
-
-def _time(value: str | None) -> datetime | None:
-    try:
-        return parse_kube_time(value)
-    except ValueError:
-        return None
 
 
 def _int(value: str | None) -> int | None:

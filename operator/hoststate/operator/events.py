@@ -6,11 +6,10 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from ..kube import EVENTS, ApiError, KubeClient
 from ..kube.leader import NotLeader
-from ..kubetime import kube_time
+from ..kubetime import kube_time, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class EventRecorder:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def record(self, ref: ObjectRef, reason: str, message: str, *, warning: bool = False) -> None:
-        now = datetime.now(UTC)
+        now = utcnow()
         namespace = ref.namespace or CLUSTER_EVENTS_NAMESPACE
         body = {
             "apiVersion": "v1",

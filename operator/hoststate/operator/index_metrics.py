@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..domain import HOST_STATUSES
+from ..kubetime import utcnow
 from .indexes import ServerIndex, ServiceIndex
 
 SERVICE_LABELS = ("host", "binary", "zone")
@@ -34,7 +34,7 @@ class IndexCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         services = self.services
-        now = datetime.now(UTC)
+        now = utcnow()
         up = GaugeMetricFamily(
             "hoststate_service_up", "1 when the service is up (Nova's state).", labels=SERVICE_LABELS
         )
