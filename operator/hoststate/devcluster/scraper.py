@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 Samples = dict[str, float]  # by series, spelt as in the exposition format: name{label="value",...}
 
 
-def series(name: str, **labels: str) -> str:
-    """A sample's key: `name`, or `name{a="1",b="2"}` with the labels sorted."""
+def series(name: str, /, **labels: str) -> str:
+    """A sample's key: `name`, or `name{a="1",b="2"}` with the labels sorted (a label may be called `name`)."""
     if not labels:
         return name
     return name + "{" + ",".join(f'{key}="{value}"' for key, value in sorted(labels.items())) + "}"
