@@ -246,7 +246,7 @@ def api_server_waits(stack: Stack) -> dict[str, dict[str, float]]:
     context = ssl.create_default_context(cafile=str(cluster.ca_file))
     with urllib.request.urlopen(request, context=context, timeout=10) as response:
         text = response.read().decode()
-    # Its own labels, not the scraper's series keys: some of the API server's metrics have a label `name`.
+    # Samples with their labels, not the scraper's series keys: these sums match a subset of the labels.
     samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
     def counted(histogram: str, labels: dict[str, str], le: str) -> float:
