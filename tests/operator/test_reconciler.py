@@ -18,7 +18,7 @@ import pytest
 from hoststate.domain import HostTransition, ServerTransition
 from hoststate.kube import COMPUTE_SERVICES, SERVERS
 from hoststate.operator.config import OperatorConfig
-from hoststate.operator.events import ObjectRef
+from hoststate.operator.events import EventRecorder, ObjectRef
 from hoststate.operator.reconciler import Reconciler
 from hoststate.prometheus import OperatorMetrics
 from hoststate.resources.computeservice import service_name
@@ -469,6 +469,31 @@ async def test_a_listener_that_never_answers_holds_the_writes_only_notify_first_
     await world.change_service("h1", forcedDown=True)
     await asyncio.wait_for(world.settle(), 10)  # a guard against a hang, not a measure
     assert world.server_status("s0") == "DOWN" and not never.done()
+    await world.reconciler.stop()
+
+
+async def test_events_are_posted_once_the_tenants_are_told() -> None:
+    world = World(clock_at=T0 + timedelta(seconds=1))
+    recorder = EventRecorder(world.kube, "operator")  # type: ignore[arg-type]
+    recorder.before_posting = world.reconciler.all_told
+    recorder.start()
+    world.add_service("h1")
+    world.add_server("s0", "h1")
+    await world.settle()
+    answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    world.reconciler.host_transition_listeners.append(lambda transition, servers: answer)
+    posted = lambda: world.kube.requests("POST", path_prefix="/api/v1/namespaces/default/events")  # noqa: E731
+
+    await world.change_service("h1", forcedDown=True)
+    recorder.record(ObjectRef("v1", "Node", "h1", "uid-1"), "Fenced", "a fan-out's Event")
+    await turns()
+    assert posted() == [] and world.server_patches() == []  # the tenants first
+
+    answer.set_result(None)
+    await world.settle()
+    await until(posted)
+    assert world.server_status("s0") == "DOWN"
+    await recorder.stop()
     await world.reconciler.stop()
 
 

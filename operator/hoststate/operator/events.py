@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..kube import EVENTS, ApiError, KubeClient
@@ -26,10 +27,19 @@ class ObjectRef:
     namespace: str | None = None
 
 
+async def _at_once() -> None:
+    return None
+
+
 class EventRecorder:
-    """A bounded queue drained by a few workers; drops (and counts) what does not fit."""
+    """A bounded queue drained by a few workers; drops (and counts) what does not fit.
+
+    Each post first awaits `before_posting` (the operator's: until its tenants are told of every host
+    transition, at most its notify-first budget), so a fan-out's thousand Events do not compete with
+    the next transition's notifications at the API server and on this core."""
 
     def __init__(self, client: KubeClient, component: str, *, workers: int = 4, capacity: int = 10_000) -> None:
+        self.before_posting: Callable[[], Awaitable[None]] = _at_once
         self._client = client
         self._component = component
         self._instance = socket.gethostname()
@@ -79,6 +89,7 @@ class EventRecorder:
         while True:
             body = await self._queue.get()
             try:
+                await self.before_posting()
                 await self._client.create(EVENTS, body, namespace=body["metadata"]["namespace"])
             except NotLeader:  # a standby's (or a deposed leader's) Event: the leader reports what matters
                 logger.debug("event %s not posted: not the leader", body["reason"])

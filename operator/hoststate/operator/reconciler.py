@@ -256,6 +256,11 @@ class Reconciler:
             del self._gates[host]
             gate.opened.set()
 
+    async def all_told(self) -> None:
+        """Until no host is being told (what else the operator writes waits for the tenants too)."""
+        while self._gates:
+            await next(iter(self._gates.values())).opened.wait()
+
     async def _told(self, host: str) -> None:
         """Until the host's transitions are recorded and told (see HostGate)."""
         gate = self._gates.get(host)
