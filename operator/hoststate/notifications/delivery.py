@@ -24,13 +24,14 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from ..kube import HOST_STATUS_SUBSCRIPTIONS, ApiError
+from ..kubetime import utcnow
 from .cloudevents import CONTENT_TYPE, SIGNATURE_HEADER, sign
 from .egress import EgressPolicy
 from .failures import ADDRESS_NOT_ALLOWED, INVALID_URL, Failure, client_failure, http_failure, timeout_failure
@@ -58,10 +59,6 @@ NAMESPACE_MAX_PENDING = 50_000  # events queued per namespace
 ANSWER_WINDOW = 1.0
 USER_AGENT = "hoststate-notifier"
 REFUSALS_CACHED = 4096  # URLs whose refusal (or none) is kept: the served subscriptions' at most, usually
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def backoff_delay(retry: int, jitter: Callable[[], float] = random.random) -> float:

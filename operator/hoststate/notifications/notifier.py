@@ -31,10 +31,10 @@ from typing import Any, Protocol
 from ..domain.transitions import HostTransition, ServerTransition
 from ..kube import HOST_STATUS_SUBSCRIPTIONS, ApiError, KubeClient
 from ..kube.informer import Informer
-from ..kubetime import parse_kube_time
+from ..kubetime import parse_kube_time, utcnow
 from ..prometheus import OperatorMetrics
 from .cloudevents import BATCH_CONTENT_TYPE, build_event, encode, encode_batch
-from .delivery import Channel, Deliverer, FirstAttempts, Pending, utcnow
+from .delivery import Channel, Deliverer, FirstAttempts, Pending
 from .egress import EgressPolicy
 from .secrets import SigningKeys
 from .status import Condition, DeliveryState

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..kubetime import kube_micro_time, kube_time, parse_kube_time
+from ..kubetime import kube_micro_time, kube_time, parse_kube_time_leniently
 from ..resources.subscription import ACKNOWLEDGED_MAX
 
 logger = logging.getLogger(__name__)
@@ -51,13 +51,13 @@ class DeliveryState:
             failed=int(status.get("failed") or 0),
             dropped=int(status.get("dropped") or 0),
             consecutive_failures=int(status.get("consecutiveFailures") or 0),
-            last_success=_time(status.get("lastSuccessTime")),
-            last_error_time=_time(status.get("lastErrorTime")),
+            last_success=parse_kube_time_leniently(status.get("lastSuccessTime")),
+            last_error_time=parse_kube_time_leniently(status.get("lastErrorTime")),
             last_error=status.get("lastError"),
             written_generation=status.get("observedGeneration"),
         )
         for c in status.get("conditions") or []:
-            since = _time(c.get("lastTransitionTime"))
+            since = parse_kube_time_leniently(c.get("lastTransitionTime"))
             if c.get("type") and since is not None:
                 state.conditions[c["type"]] = Condition(
                     c.get("status", "Unknown"), c.get("reason", ""), c.get("message", ""), since
@@ -143,12 +143,12 @@ class Acknowledgements:
     def from_status(cls, status: Mapping[str, Any] | None, created: datetime, now: datetime) -> Acknowledgements:
         """A new subscription starts at its creation; one from a version that kept no record, at `now`."""
         status = status or {}
-        through = _time(status.get("acknowledgedThrough"))
+        through = parse_kube_time_leniently(status.get("acknowledgedThrough"))
         if through is None:
             through = created if not status.get("observedGeneration") else now
         done = {}
         for item in status.get("acknowledged") or ():
-            time = _time(item.get("time")) if isinstance(item, Mapping) else None
+            time = parse_kube_time_leniently(item.get("time")) if isinstance(item, Mapping) else None
             if time is not None and item.get("id"):
                 done[str(item["id"])] = time
         return cls(through, done)
@@ -199,13 +199,6 @@ class Acknowledgements:
                 {"id": i, "time": kube_micro_time(t)} for i, t in sorted(self.done.items(), key=lambda item: item[1])
             ],
         }
-
-
-def _time(value: Any) -> datetime | None:
-    try:
-        return parse_kube_time(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 class StatusWriter:

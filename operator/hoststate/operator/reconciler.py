@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .. import API_GROUP_VERSION
@@ -35,7 +35,7 @@ from ..domain import (
     transition_reason,
 )
 from ..kube import COMPUTE_SERVICES, SERVERS, ApiError, KubeClient
-from ..kubetime import kube_micro_time, parse_kube_time
+from ..kubetime import kube_micro_time, parse_kube_time, utcnow
 from ..prometheus import OperatorMetrics
 from ..resources.computeservice import RECENT_TRANSITIONS
 from .coalescer import Coalescer
@@ -52,10 +52,6 @@ logger = logging.getLogger(__name__)
 # A timer fires this long after the deadline: liveness is `age <= down time`, so at the
 # deadline itself the service is still up.
 TIMER_SLACK = 0.005
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def recorded_transitions(status: dict[str, Any], host: str) -> list[HostTransition]:
