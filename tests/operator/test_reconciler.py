@@ -472,10 +472,32 @@ async def test_a_listener_that_never_answers_holds_the_writes_only_notify_first_
     await world.reconciler.stop()
 
 
+async def test_in_a_zone_failure_every_hosts_tenants_are_told_before_any_server_write() -> None:
+    world = World(clock_at=T0 + timedelta(seconds=1))
+    for host in ("h1", "h2"):
+        world.add_service(host)
+        world.add_server(f"on-{host}", host)
+    await world.settle()
+    loop = asyncio.get_running_loop()
+    answers: dict[str, asyncio.Future[None]] = {"h1": loop.create_future(), "h2": loop.create_future()}
+    world.reconciler.host_transition_listeners.append(lambda transition, servers: answers[transition.host])
+
+    await world.change_service("h1", forcedDown=True)
+    await world.change_service("h2", forcedDown=True)
+    answers["h1"].set_result(None)
+    await turns()
+    assert world.server_patches() == []  # h1's tenants are told, h2's not yet: no Server written
+
+    answers["h2"].set_result(None)
+    await world.settle()
+    assert {world.server_status("on-h1"), world.server_status("on-h2")} == {"DOWN"}
+    await world.reconciler.stop()
+
+
 async def test_events_are_posted_once_the_tenants_are_told() -> None:
     world = World(clock_at=T0 + timedelta(seconds=1))
     recorder = EventRecorder(world.kube, "operator")  # type: ignore[arg-type]
-    recorder.before_posting = world.reconciler.all_told
+    recorder.before_posting = world.reconciler.told_so_far
     recorder.start()
     world.add_service("h1")
     world.add_server("s0", "h1")

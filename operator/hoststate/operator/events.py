@@ -34,8 +34,8 @@ async def _at_once() -> None:
 class EventRecorder:
     """A bounded queue drained by a few workers; drops (and counts) what does not fit.
 
-    Each post first awaits `before_posting` (the operator's: until its tenants are told of every host
-    transition, at most its notify-first budget), so a fan-out's thousand Events do not compete with
+    Each post first awaits `before_posting` (the operator's: until the tenants being told now are told,
+    at most its notify-first budget), so a fan-out's thousand Events do not compete with
     the next transition's notifications at the API server and on this core."""
 
     def __init__(self, client: KubeClient, component: str, *, workers: int = 4, capacity: int = 10_000) -> None:

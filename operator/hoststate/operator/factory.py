@@ -176,7 +176,7 @@ class OperatorFactory:
         events = EventRecorder(writer, "operator")
         metrics = OperatorMetrics()
         reconciler = Reconciler(writer, config, events, metrics, leading=elector.is_leader)
-        events.before_posting = reconciler.all_told  # Events after the tenants' notifications
+        events.before_posting = reconciler.told_so_far  # Events after the tenants' notifications
         metrics.registry.register(
             IndexCollector(reconciler.services, reconciler.servers, config.down_time, reporting=elector.is_leader)
         )

@@ -252,10 +252,16 @@ class Reconciler:
             del self._gates[host]
             gate.opened.set()
 
-    async def all_told(self) -> None:
-        """Until no host is being told (what else the operator writes waits for the tenants too)."""
-        while self._gates:
-            await next(iter(self._gates.values())).opened.wait()
+    async def told_so_far(self) -> None:
+        """Until the hosts being told now are told, at most `notify_first`: the operator's other writes
+        (other hosts' Server statuses in a zone failure, Events) wait for the tenants too, and a stream of
+        new transitions cannot hold them longer."""
+        waits = [asyncio.ensure_future(gate.opened.wait()) for gate in self._gates.values()]
+        if not waits:
+            return
+        _, unfinished = await asyncio.wait(waits, timeout=self.config.notify_first)
+        for wait in unfinished:
+            wait.cancel()
 
     async def _told(self, host: str) -> None:
         """Until the host's transitions are recorded and told (see HostGate)."""
@@ -431,6 +437,7 @@ class Reconciler:
 
     async def _fanout(self, host: str) -> None:
         await self._told(host)
+        await self.told_so_far()  # and the other hosts' tenants (a zone failure: every record and event first)
         desired = self.desired_host_status(host).value
         stale = []
         for record in self.servers.on_host(host):
