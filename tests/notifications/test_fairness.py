@@ -9,8 +9,9 @@ from typing import Any
 
 from hoststate.kubetime import kube_micro_time
 from hoststate.notifications import notifier as notifier_module
-from hoststate.notifications.delivery import Channel, Outcome, Pending
+from hoststate.notifications.delivery import STATUS_WRITES_IN_FLIGHT, Channel, Outcome, Pending
 from hoststate.notifications.notifier import Notifier
+from hoststate.notifications.subscriptions import SubscriptionSpec
 from hoststate.prometheus import OperatorMetrics
 
 from .test_logic import FakeFleet, ScriptedDeliverer
@@ -162,3 +163,41 @@ async def test_a_transition_beyond_the_bounds_is_dropped_in_one_count_and_acknow
     # The three delivered, the two dropped (given up): acknowledged, not offered again.
     assert down.id not in channel.acks.in_flight and not channel.acks.wanted(down.id, down.time)
     await notifier.stop()
+
+
+class HeldStatusWrites:
+    """Subscription status writes that wait for `release`, counting how many are in flight at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.in_flight = self.most = self.written = 0
+
+    async def patch(self, *_: Any, **__: Any) -> dict[str, Any]:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        await self.release.wait()
+        self.in_flight -= 1
+        self.written += 1
+        return {}
+
+
+async def test_subscriptions_status_writes_are_bounded_all_together() -> None:
+    """A hundred subscriptions marked at once do not take the operator's API connections (its records and
+    Server writes share them): every namespace's together, STATUS_WRITES_IN_FLIGHT at a time."""
+    deliverer = OrderedDeliverer([])
+    client = deliverer.client = HeldStatusWrites()  # type: ignore[assignment]
+    count = 3 * STATUS_WRITES_IN_FLIGHT
+    channels = [
+        Channel(SubscriptionSpec.from_body(subscription(f"tenant-{i % 3}", f"s{i}")), deliverer, None)  # type: ignore[arg-type]
+        for i in range(count)
+    ]  # each new subscription's Ready condition is written at once
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert client.in_flight == client.most == STATUS_WRITES_IN_FLIGHT
+
+    client.release.set()
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert client.written == count and client.most == STATUS_WRITES_IN_FLIGHT
+    for channel in channels:
+        await channel.close()

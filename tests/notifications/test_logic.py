@@ -23,6 +23,7 @@ from hoststate.notifications.cloudevents import (
 )
 from hoststate.notifications.delivery import (
     BACKOFF_CAP,
+    STATUS_WRITES_IN_FLIGHT,
     Channel,
     NamespacePool,
     Outcome,
@@ -272,6 +273,7 @@ class ScriptedDeliverer:
         self.keys = _Keys()
         self.client = _NoStatusWrites()
         self.pools: dict[str, NamespacePool] = {}
+        self.status_writes = asyncio.Semaphore(STATUS_WRITES_IN_FLIGHT)
 
     def pool(self, namespace: str) -> NamespacePool:
         return self.pools.setdefault(namespace, NamespacePool())

@@ -58,6 +58,9 @@ NAMESPACE_MAX_PENDING = 50_000  # events queued per namespace
 # writes do not wait for its first attempts (reconciler.py's notify_first).
 ANSWER_WINDOW = 1.0
 USER_AGENT = "hoststate-notifier"
+# Subscriptions' status writes in flight at once, all namespaces together: a hundred subscriptions marked
+# by one transition never take the operator's API connections from its records and Server writes.
+STATUS_WRITES_IN_FLIGHT = 4
 REFUSALS_CACHED = 4096  # URLs whose refusal (or none) is kept: the served subscriptions' at most, usually
 
 
@@ -149,6 +152,7 @@ class Deliverer:
         self.egress = egress or EgressPolicy()
         self.resolver = resolver
         self.pools: dict[str, NamespacePool] = {}
+        self.status_writes = asyncio.Semaphore(STATUS_WRITES_IN_FLIGHT)
         self._refusals: dict[str, Failure | None] = {}  # url -> url_refusal's answer (a tenth of an attempt's CPU)
 
     def pool(self, namespace: str) -> NamespacePool:
@@ -469,17 +473,18 @@ class Channel:
 
     # -- status -------------------------------------------------------------------------
     async def _write_status(self) -> None:
-        spec = self.spec
-        self.acks.compact(self.unrecorded_since())
-        patch = self.state.patch()
-        patch["status"].update(self.acks.patch())
-        try:
-            await self.deliverer.client.patch(
-                HOST_STATUS_SUBSCRIPTIONS, spec.name, patch, spec.namespace, subresource="status"
-            )
-        except ApiError as error:
-            if error.status != 404:  # deleted meanwhile: nothing to report to
-                raise
+        async with self.deliverer.status_writes:
+            spec = self.spec
+            self.acks.compact(self.unrecorded_since())
+            patch = self.state.patch()
+            patch["status"].update(self.acks.patch())
+            try:
+                await self.deliverer.client.patch(
+                    HOST_STATUS_SUBSCRIPTIONS, spec.name, patch, spec.namespace, subresource="status"
+                )
+            except ApiError as error:
+                if error.status != 404:  # deleted meanwhile: nothing to report to
+                    raise
 
     async def close(self, *, deleted: bool = True, flush_timeout: float = 2.0) -> int:
         """Stop delivering; return how many events were still queued. `deleted`: the subscription is
