@@ -17,7 +17,7 @@ from kubernetes import client as k8s
 
 from hoststate import API_GROUP, API_VERSION
 from hoststate.devcluster import DevCluster
-from hoststate.facade import FacadeConfig
+from hoststate.facade.config import FacadeConfig
 from tests import kubeobjects
 from tests.support.accounts import cluster_role
 from tests.support.facade import RunningFacade, make_admin, make_tenant

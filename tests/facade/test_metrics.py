@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from hoststate import API_GROUP
 from hoststate.devcluster import DevCluster, free_port
 from hoststate.devcluster.processes import HoststateProcess, wait_for
-from hoststate.facade.app import FacadeConfig
 from hoststate.facade.cli import add_arguments, from_arguments
+from hoststate.facade.config import FacadeConfig
 from hoststate.facade.request_metrics import METRICS
 from tests.support.facade import RunningFacade, http, service_account_token
 

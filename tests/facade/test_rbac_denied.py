@@ -11,7 +11,7 @@ from kubernetes import client as k8s
 
 from hoststate import API_GROUP
 from hoststate.devcluster import DevCluster
-from hoststate.facade import FacadeConfig
+from hoststate.facade.config import FacadeConfig
 from tests.support.facade import Response, RunningFacade, http
 
 from .conftest import Users, World, create_service, get_service

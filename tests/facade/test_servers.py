@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client as k8s
 
 from hoststate.devcluster.processes import wait_for
-from hoststate.facade import FacadeConfig
+from hoststate.facade.config import FacadeConfig
 from hoststate.kube import LEASES
 from tests.support.facade import RunningFacade, http
 

@@ -19,8 +19,8 @@ from kubernetes import client as k8s
 
 from hoststate import API_GROUP
 from hoststate.devcluster import DevCluster, free_port
-from hoststate.facade import FacadeConfig, create_app
-from hoststate.facade.app import STATE
+from hoststate.facade.app import STATE, create_app
+from hoststate.facade.config import FacadeConfig
 from hoststate.kube import KubeClient
 
 TENANT_ROLE = "hoststate-tenant"

@@ -1,5 +1,5 @@
-"""The Nova-compatible HTTP facade: Nova's compute API for host state, served from a watch cache."""
+"""The Nova-compatible HTTP facade: Nova's compute API for host state, served from a watch cache.
 
-from .app import FacadeConfig, create_app, run
-
-__all__ = ["FacadeConfig", "create_app", "run"]
+Its modules are imported where used (app.create_app, config.FacadeConfig): the other processes'
+command line names the facade's options without loading it.
+"""

@@ -5,17 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 
 from ..kube import KubeClient
 from ..kube.health import informers_live, informers_ready
 from ..prometheus import FacadeMetrics, serve_metrics
-from ..resources.lease import DEFAULT_LEASE_NAMESPACE
 from .auth import Authenticator
 from .cache import ClusterState
+from .config import FacadeConfig
 from .controllers import versions
 from .controllers.migrations import MigrationController
 from .controllers.server_actions import ServerActionController
@@ -44,20 +42,6 @@ from .wsgi import (
 log = logging.getLogger(__name__)
 
 STATE = web.AppKey("state", ClusterState)
-
-
-@dataclass(frozen=True)
-class FacadeConfig:
-    host: str = "0.0.0.0"
-    port: int = 8774
-    lease_namespace: str = DEFAULT_LEASE_NAMESPACE
-    service_down_time: float = 60.0
-    report_interval: float = 10.0
-    policy_file: Path | None = None
-    token_cache_ttl: float = 10.0
-    public_url: str = ""  # the root clients reach, when behind a proxy; else the request's own
-    metrics_port: int = 8081  # /metrics and /healthz; 0 turns them off
-    metrics_host: str = "0.0.0.0"  # the pod's address, for its probes and Prometheus
 
 
 def add_routes(

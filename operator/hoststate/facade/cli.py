@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..options import LEASE_NAMESPACE, REPORT_INTERVAL, SERVICE_DOWN_TIME, Option, add_options, option_values
-from .app import FacadeConfig, run
+from .config import FacadeConfig
 
 OPTIONS = (
     Option("--host", "address to listen on", scope="FACADE"),
@@ -31,6 +31,8 @@ def from_arguments(args: argparse.Namespace) -> FacadeConfig:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .app import run
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = from_arguments(args)
     log = logging.getLogger(__name__)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from typing import Any, TypedDict
 
 import aiohttp
 import kopf
+import msgspec
 
 from .api_resources import Resource
 
@@ -83,11 +84,31 @@ async def split_lines(chunks: AsyncIterable[bytes], max_line: int = MAX_WATCH_LI
         raise aiohttp.ClientPayloadError(f"the watch stream ended inside an event ({len(pending)} bytes)")
 
 
-def parse_watch_event(line: bytes) -> dict[str, Any]:
-    """One watch line as {"type", "object"}; WatchStreamError when it is not an event."""
+class EventDecoder:
+    """Watch lines as events, decoding only the fields of the object that its reader keeps.
+
+    `shape` is a TypedDict (total=False) of those fields: msgspec decodes them in C and skips the rest
+    of the object unread. Servers are mostly managedFields and fields the operator drops, and at
+    100,000 of them json.loads was a fifth of the operator's start-up. A line whose object does not
+    fit the shape (an ERROR event's Status, a field of an unexpected type) is decoded whole instead.
+    """
+
+    def __init__(self, shape: type) -> None:
+        self._decoder = msgspec.json.Decoder(TypedDict(f"{shape.__name__}Event", {"type": str, "object": shape}))
+
+    def __call__(self, line: bytes) -> Any:
+        try:
+            return self._decoder.decode(line)
+        except msgspec.ValidationError:
+            return json.loads(line)
+
+
+def parse_watch_event(line: bytes, decode: Callable[[bytes], Any] = json.loads) -> dict[str, Any]:
+    """One watch line as {"type", "object"} (`decode`: json.loads, or an EventDecoder); WatchStreamError
+    when it is not an event."""
     try:
-        event = json.loads(line)
-    except ValueError as error:
+        event = decode(line)
+    except ValueError as error:  # msgspec's DecodeError is one
         raise WatchStreamError(f"malformed watch event ({error}): {line[:100]!r}") from None
     if not (
         isinstance(event, dict) and event.get("type") in WATCH_EVENT_TYPES and isinstance(event.get("object"), dict)
@@ -285,6 +306,7 @@ class KubeClient:
         label_selector: str | None = None,
         max_line: int = MAX_WATCH_LINE,
         send_initial_events: bool = False,
+        decode: Callable[[bytes], Any] = json.loads,
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events ({"type", "object"}) from `resource_version`, with bookmarks.
 
@@ -293,6 +315,7 @@ class KubeClient:
         bookmark annotated INITIAL_EVENTS_END; with `resource_version` "" that state is as current
         as a consistent list. The API server streams it from its watch cache one object a line, so
         neither side holds the whole list. A server without the feature answers 422.
+        `decode` reads each line (an EventDecoder: only the fields of a shape).
 
         Ends when the server closes the stream; raises ApiError(410) when the version is too old
         (and ApiError for any ERROR event), WatchStreamError for a line that is not an event,
@@ -321,7 +344,7 @@ class KubeClient:
             async for line in split_lines(response.content.iter_any(), max_line):
                 if not line.strip():
                     continue
-                event = parse_watch_event(line)
+                event = parse_watch_event(line, decode)
                 if event["type"] == "ERROR":
                     status = event["object"]
                     code = status.get("code")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 import time
@@ -32,7 +33,7 @@ from typing import Any
 import aiohttp
 
 from .api_resources import Resource
-from .client import INITIAL_EVENTS_END, MAX_WATCH_LINE, ApiError, KubeClient, WatchStreamError
+from .client import INITIAL_EVENTS_END, MAX_WATCH_LINE, ApiError, EventDecoder, KubeClient, WatchStreamError
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Informer:
         *,
         label_selector: str | None = None,
         transform: Transform | None = None,
+        shape: type | None = None,
         watch_timeout: int = 300,
         retry_delay: float = 1.0,
         max_retry_delay: float = 30.0,
@@ -92,6 +94,9 @@ class Informer:
         # Keeps only what the reader needs (a large cache of slim objects stays small);
         # the result must keep metadata.name, namespace and resourceVersion.
         self.transform = transform
+        # The fields the transform reads (a TypedDict), when it reads few: watch events are decoded
+        # to those only (EventDecoder). Paged lists, the fallback, are decoded whole.
+        self._decode = EventDecoder(shape) if shape is not None else json.loads
         self.watch_timeout = watch_timeout
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -268,6 +273,7 @@ class Informer:
             label_selector=self.label_selector,
             max_line=self.max_event_bytes,
             send_initial_events=listing,
+            decode=self._decode,
         ):
             kind, raw = event["type"], event["object"]
             self._progressed()

@@ -15,9 +15,9 @@
   while evacuations from the host are not completed is reported by a Warning Event
   (ForceUpWithPendingEvacuations) on the ComputeService. The facade refuses it outright.
 
-One worker does all of it, woken by changes (Server and ComputeService events, transitions) and
-every RECHECK_PERIOD seconds, over a small index: only HA servers and servers with an
-evacuation are kept.
+One worker does all of it, on the leader only, woken by changes (Server and ComputeService events,
+transitions) and every RECHECK_PERIOD seconds, over a small index: only HA servers and servers with
+an evacuation are kept.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import API_GROUP_VERSION
 from ..domain import evacuation as rules
@@ -45,6 +45,9 @@ from .reconciler import Reconciler
 logger = logging.getLogger(__name__)
 
 RECHECK_PERIOD = 5.0  # seconds: timeouts, targets that became available, a storm that ended
+# Seconds between two passes: a burst of changes (a thousand services listed at start, a zone failing)
+# makes a few passes, not one per change (each pass looks at every host).
+MIN_PASS_INTERVAL = 0.1
 OPERATOR_USER = "hoststate-operator"
 
 
@@ -61,6 +64,36 @@ def slim_server_with_evacuation(obj: dict[str, Any]) -> dict[str, Any]:
     if status.get("evacuation"):
         slim["status"]["evacuation"] = status["evacuation"]
     return slim
+
+
+# What slim_server_with_evacuation reads of a Server: the operator's informer decodes only these
+# fields of each watch event (kube.client.EventDecoder); the types are those the CRD and the API
+# server guarantee (anything else is decoded whole, and the transform sees it as it is).
+class _ServerMetadata(TypedDict, total=False):
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    resourceVersion: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+class _ServerSpec(TypedDict, total=False):
+    host: str | None
+    vmState: str | None
+    taskState: str | None
+
+
+class _ServerStatus(TypedDict, total=False):
+    hostStatus: str | None
+    evacuation: dict[str, Any] | None
+
+
+class ServerFields(TypedDict, total=False):
+    metadata: _ServerMetadata
+    spec: _ServerSpec | None
+    status: _ServerStatus | None
 
 
 @dataclass
@@ -205,15 +238,18 @@ class Evacuator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), RECHECK_PERIOD)
             self._wake.clear()
+            if not self.reconciler.leading():
+                continue  # only the leader writes; started_leading wakes this worker
             try:
                 await self.reconcile()
             except asyncio.CancelledError:
                 raise
             except NotLeader:
-                pass  # a standby's pass: the leader evacuates
+                pass  # leadership lost during the pass: the new leader evacuates
             except Exception:
                 logger.exception("evacuation pass failed")
                 self.metrics.reconcile_errors.labels(kind="evacuation").inc()
+            await asyncio.sleep(MIN_PASS_INTERVAL)
 
     async def reconcile(self) -> None:
         """One level-based pass: record requests, confirm or fail them, evacuate HA servers."""

@@ -25,7 +25,7 @@ from ..kube.leader import LeaderElector, LeaderOnlyClient
 from ..notifications import EgressPolicy, Notifier
 from ..prometheus import OperatorMetrics, serve_metrics
 from .config import OperatorConfig
-from .evacuation import Evacuator, slim_server_with_evacuation
+from .evacuation import Evacuator, ServerFields, slim_server_with_evacuation
 from .events import EventRecorder, ObjectRef
 from .index_metrics import IndexCollector
 from .leases import HeartbeatLeases
@@ -212,7 +212,7 @@ class OperatorFactory:
         """One Server informer per watched namespace (one for all when none is named)."""
         informers = []
         for namespace in self.config.namespaces or [None]:
-            informer = Informer(client, SERVERS, namespace, transform=slim_server_with_evacuation)
+            informer = Informer(client, SERVERS, namespace, transform=slim_server_with_evacuation, shape=ServerFields)
             informer.add_handler(reconciler.server_changed)
             informer.add_handler(evacuator.server_changed)
             informers.append(informer)

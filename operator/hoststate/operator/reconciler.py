@@ -413,7 +413,9 @@ class Reconciler:
     # -- Servers --------------------------------------------------------------------------
     def server_seen(self, body: dict[str, Any]) -> None:
         record = self.servers.upsert(ServerRecord.from_body(body))
-        if record is not None and record.host_status != self.desired_host_status(record.host).value:
+        if record is None or not self.leading():
+            return  # a standby only indexes (at 100,000 Servers, its start): its takeover's resync checks them
+        if record.host_status != self.desired_host_status(record.host).value:
             key = record.key
             self._jobs.request(("server", key), lambda: self._patch_server(key))
 
