@@ -25,8 +25,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from hoststate.kube import SERVERS, KubeClient
-from hoststate.kube.client import INITIAL_EVENTS_END, WatchStreamError, parse_watch_event, split_lines
+from hoststate.kube.client import INITIAL_EVENTS_END, EventDecoder, WatchStreamError, parse_watch_event, split_lines
 from hoststate.kube.informer import Informer
+from hoststate.operator.evacuation import ServerFields, slim_server_with_evacuation
 
 NAMESPACE = "tenant"
 RESET = object()  # in a watch script: drop the connection here
@@ -340,3 +341,60 @@ def test_parse_watch_event_refuses_what_is_not_an_event() -> None:
     for bad in (b"{", b"null", b'"ADDED"', b'{"type": "ADDED", "object": []}', b'{"object": {}}'):
         with pytest.raises(WatchStreamError):
             parse_watch_event(bad)
+
+
+# A Server as the API server sends it: most of it is what the operator drops.
+FULL_SERVER = {
+    "apiVersion": "hoststate.io/v1alpha1",
+    "kind": "Server",
+    "metadata": {
+        "name": "vm-1",
+        "namespace": NAMESPACE,
+        "uid": "6f1c0d3e-0000-4000-8000-000000000001",
+        "generation": 3,
+        "resourceVersion": "1234",
+        "creationTimestamp": "2026-12-01T00:00:00Z",
+        "labels": {"hoststate.io/ha": "true", "app": "db"},
+        "annotations": {"hoststate.io/evacuation": '{"id": "e1"}', "other": "x" * 100},
+        "managedFields": [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {"f:host": {}}}}],
+    },
+    "spec": {"host": "h1", "vmState": "active", "taskState": None, "flavor": {"vcpus": 2}, "metadata": {"k": "v"}},
+    "status": {"hostStatus": "UP", "evacuation": {"id": "e1", "state": "accepted"}, "observedGeneration": 3},
+}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        FULL_SERVER,
+        {"metadata": {"name": "bare", "namespace": NAMESPACE, "resourceVersion": "1"}},
+        {**FULL_SERVER, "spec": None, "status": None},
+        {**FULL_SERVER, "spec": {"host": 7}},  # a type the CRD refuses: decoded whole, the transform sees it
+    ],
+)
+def test_a_shaped_decoder_gives_the_transform_what_a_whole_decode_gives(body: dict[str, Any]) -> None:
+    raw = line("MODIFIED", body)
+    shaped = parse_watch_event(raw.strip(), EventDecoder(ServerFields))
+    whole = parse_watch_event(raw.strip())
+    assert shaped["type"] == "MODIFIED"
+    assert slim_server_with_evacuation(shaped["object"]) == slim_server_with_evacuation(whole["object"])
+
+
+def test_a_shaped_decoder_skips_the_rest_and_reads_errors_and_bookmarks() -> None:
+    decode = EventDecoder(ServerFields)
+    assert parse_watch_event(line("ADDED", FULL_SERVER).strip(), decode)["object"]["metadata"].keys() == {
+        "name",
+        "namespace",
+        "uid",
+        "generation",
+        "resourceVersion",
+        "labels",
+        "annotations",
+    }
+    gone = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired", "code": 410}
+    assert parse_watch_event(line("ERROR", gone).strip(), decode)["object"]["code"] == 410
+    bookmark = {"metadata": {"resourceVersion": "99", "annotations": {INITIAL_EVENTS_END: "true"}}}
+    assert parse_watch_event(line("BOOKMARK", bookmark).strip(), decode)["object"] == bookmark
+    for bad in (b"{", b"null", b'{"type": "ADDED", "object": []}', b'{"type": "ADDED", "object": {"metadata": '):
+        with pytest.raises(WatchStreamError):
+            parse_watch_event(bad, decode)
