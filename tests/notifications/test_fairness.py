@@ -5,11 +5,19 @@ records the order of what happens (never the time it takes)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 from hoststate.kubetime import kube_micro_time
 from hoststate.notifications import notifier as notifier_module
-from hoststate.notifications.delivery import STATUS_WRITES_IN_FLIGHT, Channel, Outcome, Pending
+from hoststate.notifications.delivery import (
+    STATUS_WRITES_IN_FLIGHT,
+    TIMEOUT_JITTER,
+    Channel,
+    Outcome,
+    Pending,
+    attempt_timeout,
+)
 from hoststate.notifications.notifier import Notifier
 from hoststate.notifications.subscriptions import SubscriptionSpec
 from hoststate.prometheus import OperatorMetrics
@@ -201,3 +209,58 @@ async def test_subscriptions_status_writes_are_bounded_all_together() -> None:
     assert client.written == count and client.most == STATUS_WRITES_IN_FLIGHT
     for channel in channels:
         await channel.close()
+
+
+async def test_subscriptions_status_writes_wait_while_tenants_are_being_told() -> None:
+    """The operator's deliverer awaits `before_status_write` (the Reconciler's told_so_far): a hundred
+    subscriptions' bookkeeping waits while a transition's record and first attempts go out."""
+    deliverer = OrderedDeliverer([])
+    client = deliverer.client = HeldStatusWrites()  # type: ignore[assignment]
+    client.release.set()
+    telling = asyncio.Event()
+
+    async def told_so_far() -> None:
+        await telling.wait()
+
+    deliverer.before_status_write = told_so_far  # type: ignore[method-assign]
+    channel = Channel(SubscriptionSpec.from_body(subscription(SMALL, "hook")), deliverer, None)  # type: ignore[arg-type]
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert client.written == 0  # its Ready condition is due at once, and waits
+    telling.set()
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert client.written == 1
+    await channel.close()
+
+
+async def test_a_hanging_webhooks_queue_is_out_of_the_garbage_collectors_sight(monkeypatch) -> None:
+    """Queued requests are plain tuples of strings, bytes and times: once the collector has seen them it
+    stops tracking them, and a full queue (thousands) adds nothing to the operator's pauses (heap.py)."""
+    monkeypatch.setattr("hoststate.notifications.delivery.ANSWER_WINDOW", 0.0)
+    log: list[tuple[str, str]] = []
+    fleet = FakeFleet()
+    fleet.servers["h1"] = [Server(f"s{i}", SMALL) for i in range(50)]
+    notifier = notifier_over(fleet, log, subscription(SMALL, "hangs", url="http://127.0.0.1:1/hangs"))
+    await notifier.start_delivering()
+    channel = notifier.channels[(SMALL, "hangs")]
+    for number, (old, new) in enumerate([("UP", "DOWN"), ("DOWN", "UP"), ("UP", "DOWN")], start=1):
+        transition = host_transition(old, new, number)
+        notifier.on_host_transition(transition, [transition.for_server(*s.key, s.uid) for s in fleet.servers["h1"]])
+        await asyncio.sleep(0)  # the first attempts go out (and hang); the first transition's are waited for
+    gc.collect()
+    queued = [request for queue in channel._queues.values() for request in queue]
+    assert len(queued) == channel.pending == 150
+    tracked = [request for request in queued if gc.is_tracked(request)]
+    # Only the first transition's, made while the subscription was still answering, hold what they tell.
+    assert all(Pending._make(request).first is not None for request in tracked)
+    assert len(tracked) == 50
+    notifier.deliverer.hanging.set()  # type: ignore[attr-defined]
+    await drained(notifier)
+    await notifier.stop()
+
+
+def test_attempts_started_together_do_not_time_out_together() -> None:
+    assert attempt_timeout(30, jitter=lambda: 0.0) == 30
+    assert attempt_timeout(30, jitter=lambda: 1.0) == 30 * (1 + TIMEOUT_JITTER)
+    assert len({attempt_timeout(30) for _ in range(20)}) > 1

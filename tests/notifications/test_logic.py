@@ -287,6 +287,9 @@ class ScriptedDeliverer:
     def url_refusal(self, _url: str) -> None:
         return None
 
+    async def before_status_write(self) -> None:
+        return None
+
     async def attempt(self, spec, pending: Pending, number: int) -> Outcome:
         await asyncio.sleep(self.random.random() / 1000)
         if self.random.random() < 0.4:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from ..heap import freeze_start_up
 from ..kube import KubeClient
 from ..kube.health import informers_live, informers_ready
 from ..prometheus import FacadeMetrics, serve_metrics
@@ -139,6 +140,7 @@ def create_app(
 
     async def cache(app: web.Application) -> AsyncIterator[None]:
         await state.start()
+        freeze_start_up()  # the cache is listed: no later collection walks it (heap.py)
         yield
         await state.stop()
 

@@ -22,10 +22,10 @@ import contextlib
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+TIMEOUT_JITTER = 0.1
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 60.0
@@ -62,6 +63,16 @@ USER_AGENT = "hoststate-notifier"
 # by one transition never take the operator's API connections from its records and Server writes.
 STATUS_WRITES_IN_FLIGHT = 4
 REFUSALS_CACHED = 4096  # URLs whose refusal (or none) is kept: the served subscriptions' at most, usually
+
+
+async def _at_once() -> None:
+    return None
+
+
+def attempt_timeout(timeout: float, jitter: Callable[[], float] = random.random) -> float:
+    """The subscription's timeout, up to TIMEOUT_JITTER longer: attempts started together (a hanging webhook's,
+    each time its tenant's slots free up) do not all time out, and all retry, at the same moment."""
+    return timeout * (1 + TIMEOUT_JITTER * jitter())
 
 
 def backoff_delay(retry: int, jitter: Callable[[], float] = random.random) -> float:
@@ -86,9 +97,8 @@ class FirstAttempts:
             self.done.set_result(None)
 
 
-@dataclass
-class Pending:
-    """One request: an event, or a batch of events (PerHostTransition)."""
+class Pending(NamedTuple):
+    """One request: an event, or a batch of events (PerHostTransition). Queued as a plain tuple (Channel)."""
 
     event_id: str  # the event's id; a batch's: its host transition's
     body: bytes
@@ -96,12 +106,7 @@ class Pending:
     transition_id: str = ""  # the host transition it belongs to ("" for a Server's own change)
     events: int = 1
     content_type: str = CONTENT_TYPE
-    first: FirstAttempts | None = None  # told after this request's first attempt
-
-    def attempted(self) -> None:
-        if self.first is not None:
-            self.first.one()
-            self.first = None
+    first: FirstAttempts | None = None  # told after this request's first attempt (a subscription answering)
 
 
 @dataclass
@@ -153,6 +158,10 @@ class Deliverer:
         self.resolver = resolver
         self.pools: dict[str, NamespacePool] = {}
         self.status_writes = asyncio.Semaphore(STATUS_WRITES_IN_FLIGHT)
+        # Awaited before each status write (the operator's: until the tenants being told now are told, at
+        # most its notify-first budget): a hundred subscriptions' bookkeeping does not compete with a
+        # transition's record and first attempts at the API server.
+        self.before_status_write: Callable[[], Awaitable[None]] = _at_once
         self._refusals: dict[str, Failure | None] = {}  # url -> url_refusal's answer (a tenth of an attempt's CPU)
 
     def pool(self, namespace: str) -> NamespacePool:
@@ -231,7 +240,7 @@ class Deliverer:
                 spec.url,
                 data=pending.body,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=spec.timeout),
+                timeout=aiohttp.ClientTimeout(total=attempt_timeout(spec.timeout)),
                 allow_redirects=False,  # a redirect would take a signed event elsewhere
             ) as response:
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
@@ -281,10 +290,14 @@ class Channel:
         self.pending = 0
         self.pool = deliverer.pool(spec.namespace)
         self.concurrency = concurrency
-        self._queues: dict[str, deque[Pending]] = {}  # per server (or host): its requests, in order
+        # Per server (or host): its requests in order, each as a plain tuple of a Pending's fields. The
+        # garbage collector stops tracking an exact tuple of strings, bytes and times once it has seen it
+        # (not a NamedTuple's instance): a hanging webhook's tens of thousands add nothing to its pauses.
+        self._queues: dict[str, deque[tuple[Any, ...]]] = {}
         self._ready: deque[str] = deque()  # queues with a request and no worker on them
         self._workers: set[asyncio.Task[None]] = set()  # at most `concurrency`: the attempts in flight
         self._in_flight = 0
+        self._heads_attempted: set[str] = set()  # queues whose first request's first attempt is told
         self._last_answer = asyncio.get_running_loop().time()  # of an attempt (or the channel's start)
         self.writer = StatusWriter(self._write_status, period=status_period, name=f"{spec.namespace}/{spec.name}")
         self._check: asyncio.Task[None] | None = None
@@ -353,8 +366,7 @@ class Channel:
         queued = 0
         for queue, pending in requests:  # no await: no worker runs before the counts below are set
             if self._has_room(pending):
-                pending.first = first
-                self._queue(queue, pending)
+                self._queue(queue, pending if first is None else pending._replace(first=first))
                 queued += 1
             else:
                 dropped += pending.events
@@ -397,7 +409,7 @@ class Channel:
                 worker = asyncio.create_task(self._work(), name=f"notify {self.spec.namespace}/{self.spec.name}")
                 self._workers.add(worker)
                 worker.add_done_callback(self._workers.discard)
-        requests.append(pending)
+        requests.append(tuple(pending))
 
     def _finished(self, pending: Pending) -> None:
         """Delivered, given up or dropped: acknowledged (a crash before then redelivers it)."""
@@ -411,22 +423,29 @@ class Channel:
             name = self._ready.popleft()
             queue = self._queues[name]
             while queue:
-                pending = queue[0]
+                pending = Pending._make(queue[0])
                 try:
-                    await self._deliver(pending)
+                    await self._deliver(name, pending)
                 except Exception:  # a bug must not wedge this server's queue
                     logger.exception("subscription %s/%s: delivery failed", self.spec.namespace, self.spec.name)
                     self.deliverer.metrics.notifications.labels(result="failed").inc(pending.events)
                     self.state.gave_up(pending.events)
-                    pending.attempted()
+                    self._attempted(name, pending)
                 queue.popleft()  # only now: the next event of this server waits for this one
+                self._heads_attempted.discard(name)
                 self.pending -= pending.events
                 self.pool.queued -= pending.events
                 self._finished(pending)
             # No await between the empty check and here: an offer() in between sees the queue in work.
             del self._queues[name]
 
-    async def _deliver(self, pending: Pending) -> None:
+    def _attempted(self, queue: str, pending: Pending) -> None:
+        """The request at the head of `queue` had its first attempt (or none will come): told once."""
+        if pending.first is not None and queue not in self._heads_attempted:
+            self._heads_attempted.add(queue)
+            pending.first.one()
+
+    async def _deliver(self, queue: str, pending: Pending) -> None:
         metrics = self.deliverer.metrics
         retry = 0
         while True:
@@ -437,7 +456,7 @@ class Channel:
             finally:
                 self._in_flight -= 1
             self._last_answer = asyncio.get_running_loop().time()
-            pending.attempted()
+            self._attempted(queue, pending)
             now = utcnow()
             if outcome.ready is not None and self.state.set_condition("Ready", *outcome.ready, now):
                 self.writer.mark(urgent=True)
@@ -473,6 +492,7 @@ class Channel:
 
     # -- status -------------------------------------------------------------------------
     async def _write_status(self) -> None:
+        await self.deliverer.before_status_write()
         async with self.deliverer.status_writes:
             spec = self.spec
             self.acks.compact(self.unrecorded_since())
@@ -494,9 +514,10 @@ class Channel:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for queue in self._queues.values():
-            for pending in queue:
-                pending.attempted()  # none will be: nobody waits for them
+        for name, queue in self._queues.items():  # none will be attempted: nobody waits for them
+            for pending in map(Pending._make, list(queue)[1:] if name in self._heads_attempted else queue):
+                if pending.first is not None:
+                    pending.first.one()
         await self.writer.stop()
         if not deleted:
             try:

@@ -75,18 +75,29 @@ class NamespaceEvents:
         self.fleet = fleet
         self._labels: list[Mapping[str, str] | None] | None = None
         self.bodies: dict[str, tuple[str, bytes]] = {}  # server uid -> (event id, body)
+        self._wanted: dict[tuple[str, frozenset[str], str], list[ServerTransition]] = {}  # by filter
 
     def wanted_by(self, spec: SubscriptionSpec) -> list[ServerTransition]:
+        """The servers `spec` wants (matched once per filter: a tenant's subscriptions mostly share one)."""
+        key = (spec.namespace, spec.host_statuses, repr(spec.selector))
+        wanted = self._wanted.get(key)
+        if wanted is not None:
+            return wanted
         if self._labels is None:
             self._labels = [self.fleet.labels_of(self.namespace, server.name) for server in self.servers]
-        wanted = [
+        wanted = self._wanted[key] = [
             s for s, labels in zip(self.servers, self._labels, strict=True) if spec.wants(self.namespace, s.new, labels)
         ]
-        for server in wanted:
+        return wanted
+
+    def encoded(self, servers: list[ServerTransition]) -> dict[str, tuple[str, bytes]]:
+        """`bodies`, with those of `servers` among them (encoded once each, and only when requested:
+        a subscription whose queue is full drops its share unencoded)."""
+        for server in servers:
             if server.uid not in self.bodies:
                 event_id = server.event_id
                 self.bodies[server.uid] = (event_id, encode(build_event(server, event_id)))
-        return wanted
+        return self.bodies
 
 
 @dataclass
@@ -358,7 +369,8 @@ class Notifier:
             if channel.full:  # dropped in one count, without making the requests
                 channel.offer_transition(transition.id, transition.time, [], dropped=len(wanted))
                 return
-            requests = self._requests(channel, transition.host, transition.id, transition.time, wanted, events.bodies)
+            bodies = events.encoded(wanted)
+            requests = self._requests(channel, transition.host, transition.id, transition.time, wanted, bodies)
             channel.offer_transition(transition.id, transition.time, requests, first if channel.answering else None)
 
         return run
@@ -429,7 +441,8 @@ class Notifier:
             if self.channels.get(channel.spec.key) is not channel:
                 return
             wanted = events.wanted_by(channel.spec)
-            for queue, pending in self._requests(channel, transition.host, "", transition.time, wanted, events.bodies):
+            bodies = events.encoded(wanted)
+            for queue, pending in self._requests(channel, transition.host, "", transition.time, wanted, bodies):
                 channel.offer(queue, pending)
 
         return run

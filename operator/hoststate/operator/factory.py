@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..heap import freeze_start_up
 from ..kube import COMPUTE_SERVICES, SERVERS, KubeClient
 from ..kube.health import informers_live, informers_ready
 from ..kube.informer import Informer
@@ -106,6 +107,7 @@ class Operator:
     async def campaign(self) -> None:
         """Stand for leader once the indexes are warm (a cold replica must not take over), then for ever."""
         await asyncio.gather(*(informer.synced.wait() for informer in [self.leases.informer, *self.server_informers]))
+        freeze_start_up()  # the indexes are built: no later collection walks them (heap.py)
         await self.elector.start()
 
     async def started_leading(self) -> None:
@@ -188,6 +190,7 @@ class OperatorFactory:
             namespaces=config.namespaces,
             egress=EgressPolicy(allowed=config.webhook_allow_cidrs, cluster=config.cluster_cidrs),
         )
+        notifier.deliverer.before_status_write = reconciler.told_so_far  # subscriptions' status too
         reconciler.transition_listeners += [evacuator.on_transition, notifier.on_transition]
         reconciler.host_transition_listeners.append(notifier.on_host_transition)
         operator = Operator(
