@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -54,9 +55,10 @@ def say(message: str) -> None:
 
 
 def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100): with few samples p99 is the maximum, honestly."""
+    """Nearest-rank percentile (q in 0..100): the ceil(q% of n)-th smallest; with fewer than 100
+    samples p99 is the maximum, honestly."""
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered) - 1e-9)))
     return ordered[rank - 1]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..heap import freeze_start_up
+from ..heap import collect_fully_when_idle, freeze_start_up
 from ..kube import COMPUTE_SERVICES, SERVERS, KubeClient
 from ..kube.health import informers_live, informers_ready
 from ..kube.informer import Informer
@@ -108,6 +108,8 @@ class Operator:
         """Stand for leader once the indexes are warm (a cold replica must not take over), then for ever."""
         await asyncio.gather(*(informer.synced.wait() for informer in [self.leases.informer, *self.server_informers]))
         freeze_start_up()  # the indexes are built: no later collection walks them (heap.py)
+        idle = lambda: not self.reconciler.telling  # noqa: E731
+        self.tasks.append(asyncio.create_task(collect_fully_when_idle(idle), name="full collections"))
         await self.elector.start()
 
     async def started_leading(self) -> None:

@@ -252,6 +252,11 @@ class Reconciler:
             del self._gates[host]
             gate.opened.set()
 
+    @property
+    def telling(self) -> bool:
+        """A host transition is being recorded or its tenants told, now."""
+        return bool(self._gates)
+
     async def told_so_far(self) -> None:
         """Until the hosts being told now are told, at most `notify_first`: the operator's other writes
         (other hosts' Server statuses in a zone failure, Events) wait for the tenants too, and a stream of
