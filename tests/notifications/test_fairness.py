@@ -11,6 +11,7 @@ from typing import Any
 from hoststate.kubetime import kube_micro_time
 from hoststate.notifications import notifier as notifier_module
 from hoststate.notifications.delivery import (
+    HANGING_STATUS_SLOWDOWN,
     STATUS_WRITES_IN_FLIGHT,
     TIMEOUT_JITTER,
     Channel,
@@ -264,3 +265,26 @@ def test_attempts_started_together_do_not_time_out_together() -> None:
     assert attempt_timeout(30, jitter=lambda: 0.0) == 30
     assert attempt_timeout(30, jitter=lambda: 1.0) == 30 * (1 + TIMEOUT_JITTER)
     assert len({attempt_timeout(30) for _ in range(20)}) > 1
+
+
+async def test_a_hanging_subscription_writes_its_counts_less_often(monkeypatch) -> None:
+    """Its conditions are written at once (urgent); its counts, while its receiver leaves attempts
+    unanswered, every HANGING_STATUS_SLOWDOWN periods: a tenant's hundred hanging webhooks do not load
+    the API server that every tenant's transition records go through."""
+    monkeypatch.setattr("hoststate.notifications.delivery.ANSWER_WINDOW", 0.0)
+    log: list[tuple[str, str]] = []
+    fleet = FakeFleet()
+    fleet.servers["h1"] = [Server("s0", SMALL)]
+    notifier = notifier_over(fleet, log, subscription(SMALL, "hangs", url="http://127.0.0.1:1/hangs"))
+    await notifier.start_delivering()
+    channel = notifier.channels[(SMALL, "hangs")]
+    assert channel.writer.period() == notifier.status_period  # type: ignore[operator]
+    down = host_transition("UP", "DOWN", 1)
+    notifier.on_host_transition(down, [down.for_server(SMALL, "s0", "uid-s0")])
+    while ("attempt", f"{SMALL}/hangs") not in log:
+        await asyncio.sleep(0)
+    assert channel.writer.period() == notifier.status_period * HANGING_STATUS_SLOWDOWN  # type: ignore[operator]
+    notifier.deliverer.hanging.set()  # type: ignore[attr-defined]
+    await drained(notifier)
+    assert channel.writer.period() == notifier.status_period  # type: ignore[operator]
+    await notifier.stop()

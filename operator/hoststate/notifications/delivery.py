@@ -62,6 +62,8 @@ USER_AGENT = "hoststate-notifier"
 # Subscriptions' status writes in flight at once, all namespaces together: a hundred subscriptions marked
 # by one transition never take the operator's API connections from its records and Server writes.
 STATUS_WRITES_IN_FLIGHT = 4
+# A subscription whose receiver leaves attempts unanswered writes its counts this many times less often.
+HANGING_STATUS_SLOWDOWN = 12
 REFUSALS_CACHED = 4096  # URLs whose refusal (or none) is kept: the served subscriptions' at most, usually
 
 
@@ -299,7 +301,8 @@ class Channel:
         self._in_flight = 0
         self._heads_attempted: set[str] = set()  # queues whose first request's first attempt is told
         self._last_answer = asyncio.get_running_loop().time()  # of an attempt (or the channel's start)
-        self.writer = StatusWriter(self._write_status, period=status_period, name=f"{spec.namespace}/{spec.name}")
+        self.status_period = status_period
+        self.writer = StatusWriter(self._write_status, period=self._status_period, name=f"{spec.namespace}/{spec.name}")
         self._check: asyncio.Task[None] | None = None
         self.check_ready()
 
@@ -491,6 +494,15 @@ class Channel:
             await asyncio.sleep(delay)
 
     # -- status -------------------------------------------------------------------------
+    def _status_period(self) -> float:
+        """Seconds between writes of ordinary changes: HANGING_STATUS_SLOWDOWN times longer while the
+        receiver leaves attempts unanswered. Such a subscription's conditions say so at once (urgent);
+        what changes after (its queue filling, then dropping) is written once a minute, so a tenant's
+        hundred hanging webhooks do not load the API server every tenant's records go through."""
+        if self._in_flight and asyncio.get_running_loop().time() - self._last_answer >= ANSWER_WINDOW:
+            return self.status_period * HANGING_STATUS_SLOWDOWN
+        return self.status_period
+
     async def _write_status(self) -> None:
         await self.deliverer.before_status_write()
         async with self.deliverer.status_writes:

@@ -202,13 +202,19 @@ class Acknowledgements:
 
 
 class StatusWriter:
-    """Writes when told: urgent changes after at most `min_interval`, others after at most `period`.
+    """Writes when told: urgent changes after at most `min_interval`, others after at most `period` (seconds,
+    or a function giving them).
 
     Under load a subscription's status is written about once per period, not once per event.
     """
 
     def __init__(
-        self, write: Callable[[], Awaitable[None]], *, period: float = 5.0, min_interval: float = 0.5, name: str = ""
+        self,
+        write: Callable[[], Awaitable[None]],
+        *,
+        period: float | Callable[[], float] = 5.0,
+        min_interval: float = 0.5,
+        name: str = "",
     ) -> None:
         self._write = write
         self.period = period
@@ -231,7 +237,8 @@ class StatusWriter:
             await self._dirty.wait()
             if not self._urgent.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._urgent.wait(), max(0.0, self._last + self.period - loop.time()))
+                    period = self.period() if callable(self.period) else self.period
+                    await asyncio.wait_for(self._urgent.wait(), max(0.0, self._last + period - loop.time()))
             await asyncio.sleep(max(0.0, self._last + self.min_interval - loop.time()))
             self._dirty.clear()
             self._urgent.clear()
