@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "operator" / "hoststate"
 
 # Lowest first. Modules in one tuple are siblings: none may import another.
 LAYERS: list[tuple[str, ...]] = [
-    ("__init__", "kubetime", "options", "ttl_cache", "prometheus"),  # shared helpers, no project imports
+    ("__init__", "kubetime", "options", "ttl_cache", "prometheus", "heap"),  # shared helpers, no project imports
     ("domain",),  # the rules, pure
     ("resources",),  # the custom resources' models (generate the CRDs)
     ("kube",),  # the Kubernetes client layer

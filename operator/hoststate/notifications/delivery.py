@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import aiohttp
@@ -65,10 +66,6 @@ STATUS_WRITES_IN_FLIGHT = 4
 # A subscription whose receiver leaves attempts unanswered writes its counts this many times less often.
 HANGING_STATUS_SLOWDOWN = 12
 REFUSALS_CACHED = 4096  # URLs whose refusal (or none) is kept: the served subscriptions' at most, usually
-
-
-async def _at_once() -> None:
-    return None
 
 
 def attempt_timeout(timeout: float, jitter: Callable[[], float] = random.random) -> float:
@@ -163,7 +160,9 @@ class Deliverer:
         # Awaited before each status write (the operator's: until the tenants being told now are told, at
         # most its notify-first budget): a hundred subscriptions' bookkeeping does not compete with a
         # transition's record and first attempts at the API server.
-        self.before_status_write: Callable[[], Awaitable[None]] = _at_once
+        self.before_status_write: Callable[[], Awaitable[None]] = partial(
+            asyncio.sleep, 0
+        )  # by default, nothing to wait for
         self._refusals: dict[str, Failure | None] = {}  # url -> url_refusal's answer (a tenth of an attempt's CPU)
 
     def pool(self, namespace: str) -> NamespacePool:

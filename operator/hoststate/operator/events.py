@@ -7,6 +7,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from ..kube import EVENTS, ApiError, KubeClient
 from ..kube.leader import NotLeader
@@ -27,10 +28,6 @@ class ObjectRef:
     namespace: str | None = None
 
 
-async def _at_once() -> None:
-    return None
-
-
 class EventRecorder:
     """A bounded queue drained by a few workers; drops (and counts) what does not fit.
 
@@ -39,7 +36,9 @@ class EventRecorder:
     the next transition's notifications at the API server and on this core."""
 
     def __init__(self, client: KubeClient, component: str, *, workers: int = 4, capacity: int = 10_000) -> None:
-        self.before_posting: Callable[[], Awaitable[None]] = _at_once
+        self.before_posting: Callable[[], Awaitable[None]] = partial(
+            asyncio.sleep, 0
+        )  # by default, nothing to wait for
         self._client = client
         self._component = component
         self._instance = socket.gethostname()

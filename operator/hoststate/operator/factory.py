@@ -108,8 +108,8 @@ class Operator:
         """Stand for leader once the indexes are warm (a cold replica must not take over), then for ever."""
         await asyncio.gather(*(informer.synced.wait() for informer in [self.leases.informer, *self.server_informers]))
         freeze_start_up()  # the indexes are built: no later collection walks them (heap.py)
-        idle = lambda: not self.reconciler.telling  # noqa: E731
-        self.tasks.append(asyncio.create_task(collect_fully_when_idle(idle), name="full collections"))
+        full_collections = collect_fully_when_idle(lambda: not self.reconciler.telling)
+        self.tasks.append(asyncio.create_task(full_collections, name="full collections"))
         await self.elector.start()
 
     async def started_leading(self) -> None:
