@@ -68,6 +68,17 @@ def notifier_over(fleet: FakeFleet, log: list[tuple[str, str]], *bodies: dict[st
     return notifier
 
 
+async def one_hanging_subscription(servers: int) -> tuple[Notifier, Channel, list[Server], list[tuple[str, str]]]:
+    """A delivering notifier with one subscription (SMALL/hangs) to a receiver that never answers, and
+    `servers` servers of its tenant on host h1; the log of what happens."""
+    log: list[tuple[str, str]] = []
+    fleet = FakeFleet()
+    fleet.servers["h1"] = [Server(f"s{i}", SMALL) for i in range(servers)]
+    notifier = notifier_over(fleet, log, subscription(SMALL, "hangs", url="http://127.0.0.1:1/hangs"))
+    await notifier.start_delivering()
+    return notifier, notifier.channels[(SMALL, "hangs")], fleet.servers["h1"], log
+
+
 async def test_a_big_tenants_queueing_does_not_hold_a_small_tenants_first_attempt(monkeypatch) -> None:
     log: list[tuple[str, str]] = []
     offer_transition = Channel.offer_transition
@@ -134,12 +145,7 @@ async def test_a_subscription_whose_attempts_go_unanswered_is_not_answering(monk
     often (its conditions at once): a tenant's hundred hanging webhooks do not load the API server
     that every tenant's transition records go through."""
     monkeypatch.setattr("hoststate.notifications.delivery.ANSWER_WINDOW", 0.0)
-    log: list[tuple[str, str]] = []
-    fleet = FakeFleet()
-    fleet.servers["h1"] = [Server("s0", SMALL)]
-    notifier = notifier_over(fleet, log, subscription(SMALL, "hangs", url="http://127.0.0.1:1/hangs"))
-    await notifier.start_delivering()
-    channel = notifier.channels[(SMALL, "hangs")]
+    notifier, channel, _, log = await one_hanging_subscription(1)
     assert channel.answering  # nothing in flight yet
     assert channel.writer.period() == notifier.status_period  # type: ignore[operator]
     down = host_transition("UP", "DOWN", 1)
@@ -159,18 +165,13 @@ async def test_a_subscription_whose_attempts_go_unanswered_is_not_answering(monk
 
 
 async def test_a_transition_beyond_the_bounds_is_dropped_in_one_count_and_acknowledged() -> None:
-    log: list[tuple[str, str]] = []
-    fleet = FakeFleet()
-    fleet.servers["h1"] = [Server(f"s{i}", SMALL) for i in range(5)]
-    notifier = notifier_over(fleet, log, subscription(SMALL, "hook", url="http://127.0.0.1:1/hangs"))
-    await notifier.start_delivering()
-    channel = notifier.channels[(SMALL, "hook")]
+    notifier, channel, servers, _ = await one_hanging_subscription(5)
     channel.max_pending = 3
     down = host_transition("UP", "DOWN", 1)
-    notifier.on_host_transition(down, [down.for_server(*s.key, s.uid) for s in fleet.servers["h1"]])
+    notifier.on_host_transition(down, [down.for_server(*s.key, s.uid) for s in servers])
     assert (channel.pending, channel.state.dropped, channel.state.failed) == (3, 2, 2)
     up = host_transition("DOWN", "UP", 2)
-    notifier.on_host_transition(up, [up.for_server(*s.key, s.uid) for s in fleet.servers["h1"]])
+    notifier.on_host_transition(up, [up.for_server(*s.key, s.uid) for s in servers])
     assert (channel.pending, channel.state.dropped) == (3, 7)  # full: all five dropped, none made a request
     assert not channel.acks.wanted(up.id, up.time)
     notifier.deliverer.hanging.set()  # type: ignore[attr-defined]
@@ -245,15 +246,10 @@ async def test_a_hanging_webhooks_queue_is_out_of_the_garbage_collectors_sight(m
     """Queued requests are plain tuples of strings, bytes and times: once the collector has seen them it
     stops tracking them, and a full queue (thousands) adds nothing to the operator's pauses (heap.py)."""
     monkeypatch.setattr("hoststate.notifications.delivery.ANSWER_WINDOW", 0.0)
-    log: list[tuple[str, str]] = []
-    fleet = FakeFleet()
-    fleet.servers["h1"] = [Server(f"s{i}", SMALL) for i in range(50)]
-    notifier = notifier_over(fleet, log, subscription(SMALL, "hangs", url="http://127.0.0.1:1/hangs"))
-    await notifier.start_delivering()
-    channel = notifier.channels[(SMALL, "hangs")]
+    notifier, channel, servers, _ = await one_hanging_subscription(50)
     for number, (old, new) in enumerate([("UP", "DOWN"), ("DOWN", "UP"), ("UP", "DOWN")], start=1):
         transition = host_transition(old, new, number)
-        notifier.on_host_transition(transition, [transition.for_server(*s.key, s.uid) for s in fleet.servers["h1"]])
+        notifier.on_host_transition(transition, [transition.for_server(*s.key, s.uid) for s in servers])
         await asyncio.sleep(0)  # the first attempts go out (and hang); the first transition's are waited for
     gc.collect()
     queued = [request for queue in channel._queues.values() for request in queue]
